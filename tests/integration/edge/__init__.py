@@ -1,0 +1,1 @@
+"""Helpers shared by the edge and fleet integration tests (real nginx, real processes)."""
