@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", type=Path, help="private key (PEM) for --tls-cert")
     parser.add_argument("--tls-port", type=int, default=8443)
     parser.add_argument(
+        "--worker-command",
+        default="",
+        help="command that runs one worker given --host/--port (default: voicefleet worker of this Python)",
+    )
+    parser.add_argument(
         "--rolling-restart",
         action="store_true",
         help="do not start a fleet: tell the one on --edge-port to drain and restart its workers one by one",
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         prometheus_port=args.prometheus_port,
         prometheus_config=DEPLOY_PROMETHEUS.resolve() if DEPLOY_PROMETHEUS.exists() else None,
         tls=tls,
+        worker_command=tuple(shlex.split(args.worker_command)),
     )
     fleet = Fleet(options)
     stop = threading.Event()

@@ -48,7 +48,13 @@ class FleetOptions:
     edge_template: Path | None = None
     tls: edge.TlsSettings | None = None
     expose_upstream_header: bool = True
+    edge_fail_timeout_s: int = 5
+    """nginx skips a worker this long after failed connects. A rolling restart waits this long after each
+    worker is back before taking the next one out, or nginx can end up with every worker marked down."""
     """Dev fleets tell clients which worker served them (X-Voicefleet-Upstream); tests rely on it."""
+    worker_command: tuple[str, ...] = ()
+    """Runs one worker when given ``--host H --port P`` (default: this interpreter's ``voicefleet worker``).
+    For running workers from another environment or under a profiler; tests use a stand-in."""
     health_timeout_s: float = 30.0
     restart_backoff_s: float = 0.5
     max_restart_backoff_s: float = 30.0
@@ -237,6 +243,9 @@ class Fleet:
                 proc.wait_healthy(self.options.health_timeout_s, self._stopping.is_set)
                 self._restart_due.pop(name, None)
                 self.say(f"rolling restart: {name} ready (pid {proc.pid})")
+                if name != self.worker_names[-1]:
+                    # Until nginx's fail_timeout for this worker runs out, it still counts as down at the edge.
+                    self._stopping.wait(self.options.edge_fail_timeout_s)
 
     # --- specs ----------------------------------------------------------------------------------------------
     def _log(self, name: str) -> Path:
@@ -295,7 +304,13 @@ class Fleet:
         drain_s = float(env.get("VOICEFLEET_DRAIN_TIMEOUT_S", "60"))
         return ProcessSpec(
             name,
-            self._voicefleet("worker", "--host", WORKER_HOST, "--port", str(port)),
+            (
+                *(self.options.worker_command or self._voicefleet("worker")),
+                "--host",
+                WORKER_HOST,
+                "--port",
+                str(port),
+            ),
             self._log(name),
             env,
             HttpCheck(WORKER_HOST, port, "/readyz"),
@@ -309,6 +324,7 @@ class Fleet:
             listen_port=self.options.edge_port,
             tls=self.options.tls,
             expose_upstream_header=self.options.expose_upstream_header,
+            fail_timeout_s=self.options.edge_fail_timeout_s,
         )
         template_path = self.options.edge_template or edge.default_template_path()
         if not template_path.exists():
