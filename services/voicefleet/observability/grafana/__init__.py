@@ -1,0 +1,1 @@
+"""Small typed builders for the Grafana 11 dashboard JSON model."""
