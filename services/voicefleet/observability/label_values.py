@@ -117,6 +117,8 @@ ERROR_CODES: frozenset[str] = frozenset(
         "session_update_locked_field",
         "audio_buffer_full",
         "invalid_json",
+        "invalid_event",
+        "input_audio_buffer_too_large",
         "upstream_unavailable",
         "resume_failed",
         "tool_error",
@@ -135,6 +137,9 @@ SESSION_END_REASONS: frozenset[str] = frozenset(
         "migrated",
         "drained",
         "slow_client",
+        "client_too_slow",
+        "upstream_too_slow",
+        "upstream_unavailable",
         "policy_violation",
         "error",
     }
@@ -145,11 +150,20 @@ UPSTREAM_RECONNECT_REASONS: frozenset[str] = frozenset(
 )
 
 AUTH_FAILURE_REASONS: frozenset[str] = frozenset(
-    {"missing_credentials", "unknown_key", "bad_token", "expired_token", "wrong_session"}
+    {
+        "missing_credentials",
+        "missing_key",
+        "invalid_key",
+        "unknown_key",
+        "beta_shape",
+        "bad_token",
+        "expired_token",
+        "wrong_session",
+    }
 )
 
 REDIS_OPERATIONS: frozenset[str] = frozenset(
-    {"ping", "load", "save", "append_item", "claim", "renew", "release", "delete"}
+    {"ping", "load", "save", "checkpoint", "append_item", "claim", "renew", "release", "delete"}
 )
 
 RESUME_KINDS: frozenset[str] = frozenset({"same_worker", "other_worker", "upstream"})
