@@ -83,6 +83,10 @@ class RealtimeSession(UpstreamHandlers):
         self.active_response: str | None = None
         self.speech_stopped_at: float | None = None
         self.audio_buffer_bytes = 0
+        self.input_audio_bytes = 0
+        self.output_audio_bytes = 0
+        self.response_created_at: float | None = None
+        self.draining = False
         self.turns = 0
         self.interruptions = 0
         self.end_reason = ""
@@ -211,6 +215,7 @@ class RealtimeSession(UpstreamHandlers):
                 event_id=event.get("event_id"),
             )
         self.audio_buffer_bytes += size
+        self.input_audio_bytes += size
         return self.to_upstream(frame)
 
     def _client_session_update(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
@@ -281,6 +286,46 @@ class RealtimeSession(UpstreamHandlers):
     # ---- lifecycle ----------------------------------------------------------------------------------------
     def upstream_opened(self, now: float) -> list[Action]:
         return []
+
+    def upstream_lost(self, code: int, reason: str, now: float) -> list[Action]:
+        """The upstream socket closed. OpenAI's fatal closes (3000 auth, 4000 invalid request) reach the client
+        with the same code and reason; any other loss is reported as a server error."""
+        if self.state is SessionState.CLOSED:
+            return []
+        self.end_reason = "upstream_closed"
+        if code in (act.WS_3000_UNAUTHORIZED, act.WS_4000_INVALID_REQUEST):
+            return self.close(code, reason)
+        out = [
+            self.emit_event(
+                error_event(
+                    "upstream_closed", "The realtime service closed the session.", error_type="server_error"
+                )
+            )
+        ]
+        return out + self.close(act.WS_1011_INTERNAL_ERROR, "upstream connection lost")
+
+    def drain(self, now: float) -> list[Action]:
+        """This worker is shutting down: hand the client over at the next turn boundary (now, if idle)."""
+        self.draining = True
+        if self.active_response is None and not self.tools.busy:
+            return self.migrate("worker draining")
+        return []
+
+    def migrate(self, reason: str) -> list[Action]:
+        if self.state is SessionState.CLOSED:
+            return []
+        self.end_reason = "migrated"
+        notice = {
+            "type": "fleet.migrate",
+            "event_id": new_event_id(),
+            "reason": reason,
+            "resume_token": self.identity.resume_token,
+        }
+        return [
+            act.Checkpoint("migrate"),
+            self.emit_event(notice),
+            *self.close(act.WS_1012_SERVICE_RESTART, reason),
+        ]
 
     def next_deadline(self) -> float:
         deadlines = [

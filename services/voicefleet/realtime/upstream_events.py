@@ -57,6 +57,8 @@ class UpstreamHandlers:
     server_cancels: bool
     active_response: str | None
     speech_stopped_at: float | None
+    response_created_at: float | None
+    draining: bool
     audio_buffer_bytes: int
     turns: int
     interruptions: int
@@ -214,6 +216,7 @@ class UpstreamHandlers:
     def _response_created(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
         response = event.get("response")
         self.active_response = response.get("id") if isinstance(response, dict) else None
+        self.response_created_at = now
         return [self.emit(frame)]
 
     # ---- server-side tools --------------------------------------------------------------------------------
@@ -288,7 +291,12 @@ class UpstreamHandlers:
         if self.tools.response_done(response_id) is not None:
             out.append(self._follow_up())
         out.append(Checkpoint("turn"))
+        if self.draining and self.active_response is None and not self.tools.busy:
+            out += self.migrate("worker draining")
         return out
+
+    def migrate(self, reason: str) -> list[Action]:
+        raise NotImplementedError
 
     # ---- conversation record ------------------------------------------------------------------------------
     def _item_done(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
