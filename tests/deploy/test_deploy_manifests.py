@@ -40,16 +40,17 @@ def served_paths() -> set[str]:
         module = importlib.import_module("voicefleet.worker.app")
     except ImportError:
         return DOCUMENTED_PATHS
-    for factory_name in ("create_app", "build_app", "make_app"):
-        factory = getattr(module, factory_name, None)
-        if callable(factory):
-            try:
-                app = factory(Settings())
-            except Exception:
-                break
-            paths = {getattr(route, "path", "") for route in getattr(app, "routes", [])}
-            if paths - {""}:
-                return paths
+    factory = getattr(module, "create_app", None)
+    state_type = getattr(module, "WorkerState", None)
+    if callable(factory) and state_type is not None:
+        try:
+            app = factory(state_type(Settings()))
+        except Exception:
+            # The app's constructor changed shape; its route strings in source are still evidence.
+            app = None
+        paths = {getattr(route, "path", "") for route in getattr(app, "routes", [])} - {""}
+        if paths:
+            return paths
     source = "\n".join(p.read_text() for p in Path(module.__file__ or "").parent.glob("*.py"))
     return set(re.findall(r"""["'](/[a-z0-9_/]*)["']""", source))
 
