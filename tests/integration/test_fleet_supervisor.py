@@ -18,6 +18,7 @@ import psutil
 import pytest
 from edge.harness import eventually, open_from, source_address
 
+from voicefleet.fleet import prometheus
 from voicefleet.fleet.procs import free_port
 from voicefleet.fleet.supervisor import Fleet, FleetOptions
 
@@ -168,3 +169,35 @@ def test_voicefleet_fleet_command_leaves_no_process_behind(
             command.wait(10)
     assert_all_gone({c.pid for c in children})
     assert not (tmp_path / "fleet" / "fleet.pid").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_local_prometheus_config_keeps_deploy_rules_and_job_and_scrapes_the_targets_file(
+    tmp_path: Path,
+) -> None:
+    deploy = tmp_path / "deploy" / "prometheus.yml"
+    (tmp_path / "deploy" / "rules").mkdir(parents=True)
+    (tmp_path / "deploy" / "rules" / "r.yml").write_text("groups: []\n")
+    deploy.write_text(
+        "global: {scrape_interval: 7s}\nrule_files: [rules/*.yml]\n"
+        "scrape_configs: [{job_name: voicefleet-workers, kubernetes_sd_configs: [{role: pod}]}]\n"
+    )
+    targets = tmp_path / "local" / "targets.json"
+    prometheus.write_targets(targets, ["127.0.0.1:8001", "127.0.0.1:8002"])
+    config = prometheus.build_config(targets, deploy)
+    prometheus.write_config(tmp_path / "local" / "prometheus.yml", config)
+    assert config["global"] == {"scrape_interval": "7s"}
+    assert config["rule_files"] == [str(tmp_path / "deploy" / "rules" / "*.yml")]
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "voicefleet-workers"
+    assert job["file_sd_configs"][0]["files"] == [str(targets)]
+    check = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "local" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

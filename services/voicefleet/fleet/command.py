@@ -23,6 +23,14 @@ from voicefleet.fleet.supervisor import Fleet, FleetOptions
 DEPLOY_PROMETHEUS = Path("deploy") / "prometheus" / "prometheus.yml"
 
 
+def deploy_prometheus_config() -> Path | None:
+    """The deploy config from the repository this package runs from, else from the current directory."""
+    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
+        if (root / DEPLOY_PROMETHEUS).exists():
+            return root / DEPLOY_PROMETHEUS
+    return None
+
+
 def default_state_dir(edge_port: int) -> Path:
     """Keyed by edge port, so ``--rolling-restart --edge-port P`` finds the fleet that serves P."""
     return Path(tempfile.gettempdir()) / f"voicefleet-fleet-{os.getuid()}-{edge_port}"
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         simulator_profile=args.profile,
         with_prometheus=args.with_prometheus,
         prometheus_port=args.prometheus_port,
-        prometheus_config=DEPLOY_PROMETHEUS.resolve() if DEPLOY_PROMETHEUS.exists() else None,
+        prometheus_config=deploy_prometheus_config(),
         tls=tls,
         worker_command=tuple(shlex.split(args.worker_command)),
     )
