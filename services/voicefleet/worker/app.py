@@ -105,6 +105,12 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     state: WorkerState = ws.app.state.worker
     settings, metrics = state.settings, state.metrics
     creds = extract_credentials(ws.headers, ws.scope.get("subprotocols") or [])
+    if state.draining and "websocket.http.response" in ws.scope.get("extensions", {}):
+        # Refuse the upgrade itself, so an edge in front retries the next worker instead of failing the client.
+        await ws.send_denial_response(
+            JSONResponse({"error": "worker draining"}, status_code=503, headers={WORKER_HEADER: settings.worker_id})
+        )
+        return
     await ws.accept(
         subprotocol=creds.subprotocol, headers=[(WORKER_HEADER.encode(), settings.worker_id.encode())]
     )

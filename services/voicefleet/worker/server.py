@@ -36,7 +36,7 @@ def uvicorn_config(
         host=host or settings.host,
         port=settings.port if port is None else port,
         loop=loop_name(),
-        ws="websockets",
+        ws="websockets-sansio",  # the sans-I/O implementation; the legacy one is deprecated
         ws_max_size=settings.max_frame_bytes,  # larger frames close with 1009
         ws_per_message_deflate=False,  # base64 audio barely compresses; deflate would only cost CPU
         ws_ping_interval=20.0,
