@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 
 import orjson
+import pytest
 
-from voicefleet.audio.pcm import silence, tone
+from voicefleet.audio.g711 import ulaw_encode
+from voicefleet.audio.pcm import chunks, silence, tone
+from voicefleet.audio.resample import resample
+from voicefleet.audio.speech import make_speech_pcm
 from voicefleet.simulator.config import Faults, SimulatorConfig
 from voicefleet.simulator.recorder import EventRecorder
 from voicefleet.simulator.scenario import scenario_from_dict
@@ -198,3 +203,23 @@ def test_recorder_keeps_client_events_with_audio_lengths_and_writes_json_lines(t
     lines = [orjson.loads(line) for line in (tmp_path / "events.jsonl").read_bytes().splitlines()]
     assert [line["session_id"] for line in lines] == ["sess_1", "sess_1"]
     assert lines[0]["event"]["audio"] == 960 and lines[0]["monotonic"] <= lines[1]["monotonic"]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_g711_input_is_turn_detected_and_g711_output_is_sent() -> None:
+    driver = SessionDriver(synthesize=lambda text: tone(500))
+    driver.advance(0)
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {
+        "input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcmu"}}}}})  # fmt: skip
+    speech = make_speech_pcm("Hello there, how are you?", lead_silence_ms=500, tail_silence_ms=600)
+    mulaw = ulaw_encode(resample(speech, 24000, 8000))
+    out = []
+    for chunk in chunks(mulaw, 160):  # 20 ms of G.711
+        out += driver.send({"type": "input_audio_buffer.append", "audio": b64(chunk)})
+    out += driver.run_until_idle()
+    started = of_type(out, "input_audio_buffer.speech_started")[0]
+    assert 100 <= started["audio_start_ms"] <= 350  # 500 ms lead silence minus 300 ms prefix padding
+    assert of_type(out, "input_audio_buffer.speech_stopped")[0]["audio_end_ms"] <= len(mulaw) / 8
+    audio = b"".join(base64.b64decode(d["delta"]) for d in of_type(out, "response.output_audio.delta"))
+    assert len(audio) == 500 * 8  # 500 ms of reply at 8 bytes per ms
+    assert of_type(out, "response.done")[0]["response"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}

@@ -69,11 +69,12 @@ class InputAudioBuffer:
     def configure(self, format_type: str, turn_detection: dict[str, Any] | None) -> None:
         """Apply the session's input settings; the detector restarts (as after a commit) when they change."""
         vad = VadSettings.from_turn_detection(turn_detection) if turn_detection else None
-        if format_type != self.format_type:
+        format_changed = format_type != self.format_type
+        if format_changed:
             self._start_ms = self.total_ms
             self._data.clear()
             self.format_type = format_type
-        if vad != self._vad or (vad and self._classifier is None):
+        if format_changed or vad != self._vad or (vad and self._classifier is None):
             self._vad = vad
             self._restart_detector()
 
