@@ -9,12 +9,18 @@ from collections.abc import Callable, Sequence
 
 # sub-command -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("voicefleet.commands.run", "embedded default: one worker + in-process simulator + in-memory store"),
+    "run": (
+        "voicefleet.commands.run",
+        "embedded default: one worker + in-process simulator + in-memory store",
+    ),
     "worker": ("voicefleet.commands.worker", "one worker (uvicorn, uvloop when installed)"),
     "simulator": ("voicefleet.simulator.command", "a local server that speaks the GA Realtime protocol"),
     "fleet": ("voicefleet.fleet", "redis-server + N workers + nginx edge (+ simulator) on this machine"),
     "talk": ("voicefleet.client.talk", "talk to a fleet from a WAV file and save the reply"),
-    "bench": ("voicefleet.bench.command", "load generator: turn latency percentiles, CPU and memory per session"),
+    "bench": (
+        "voicefleet.bench.command",
+        "load generator: turn latency percentiles, CPU and memory per session",
+    ),
     "token": ("voicefleet.commands.token", "make a client key or inspect a resume token"),
 }
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_UPSTREAM_URL = "wss://api.openai.com/v1/realtime"
-DEFAULT_INSTRUCTIONS = (
-    "You are a helpful, concise voice assistant. Speak naturally and keep answers short unless asked for detail."
-)
+DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant. Speak naturally and keep answers short unless asked for detail."
 
 
 class ConfigError(ValueError):

@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     sim_server: uvicorn.Server | None = None
     if use_simulator:
         from voicefleet.simulator.app import create_app as create_simulator_app
-        from voicefleet.simulator.command import config_from_args
+        from voicefleet.simulator.config import SimulatorConfig
+        from voicefleet.simulator.scenario import Scenario, load_scenario
 
+        scenario = load_scenario(args.scenario) if args.scenario else Scenario()
         sim_port = _free_port("127.0.0.1")
-        sim_app = create_simulator_app(config_from_args(args))
+        sim_app = create_simulator_app(SimulatorConfig(profile=args.profile, scenario=scenario))
         sim_server = _QuietServer(uvicorn_config(sim_app, settings, host="127.0.0.1", port=sim_port))
         settings = settings.with_overrides(upstream_url=f"ws://127.0.0.1:{sim_port}/v1/realtime")
     configure_logging(settings.log_level, settings.log_format)

@@ -32,10 +32,8 @@ def is_retryable(failure: UpstreamFailure) -> bool:
         return True  # refused or reset connection, DNS hiccup, timeout: transient until proven otherwise
     if failure.close_code in FATAL_CLOSE_CODES:
         return False
-    return (
-        failure.close_code in RETRYABLE_CLOSE_CODES
-        or (failure.close_code == 1000
-        and failure.error_code is None)
+    return failure.close_code in RETRYABLE_CLOSE_CODES or (
+        failure.close_code == 1000 and failure.error_code is None
     )
 
 

@@ -108,7 +108,9 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     if state.draining and "websocket.http.response" in ws.scope.get("extensions", {}):
         # Refuse the upgrade itself, so an edge in front retries the next worker instead of failing the client.
         await ws.send_denial_response(
-            JSONResponse({"error": "worker draining"}, status_code=503, headers={WORKER_HEADER: settings.worker_id})
+            JSONResponse(
+                {"error": "worker draining"}, status_code=503, headers={WORKER_HEADER: settings.worker_id}
+            )
         )
         return
     await ws.accept(
