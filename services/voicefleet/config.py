@@ -67,7 +67,7 @@ class Settings:
     vad_threshold: float = 0.5
     vad_prefix_padding_ms: int = 300
     vad_silence_duration_ms: int = 500
-    tools_module: str = ""
+    tools: str = ""
     """Python module whose ``@tool`` functions run server-side (``package.module``)."""
     tool_timeout_s: float = 10.0
     """Global bound on any one tool call; a tool may set a shorter one."""

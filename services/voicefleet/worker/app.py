@@ -52,7 +52,7 @@ class WorkerState:
         self.settings = settings
         self.metrics = metrics or FleetMetrics()
         self.store: SessionStore = store or InMemoryStore()
-        self.tools = tools or ToolRegistry.from_module(settings.tools_module, settings.tool_timeout_s)
+        self.tools = tools or ToolRegistry.from_module(settings.tools, settings.tool_timeout_s)
         self.connector = UpstreamConnector(settings)
         # Without a shared secret, tokens are only good on this process: fine for the single-worker default.
         self.token_secret = settings.token_secret or secrets.token_bytes(32)
