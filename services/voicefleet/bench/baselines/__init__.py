@@ -1,0 +1,1 @@
+"""Reference relays the worker's CPU is compared against: raw (bytes in, bytes out) and naive (JSON both ways)."""
