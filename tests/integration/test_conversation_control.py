@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+
 from tests.support.processes import CLIENT_KEY, start_simulator, start_worker, worker_env
 from tests.support.simulator_log import latest_session_events
 

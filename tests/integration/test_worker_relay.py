@@ -11,9 +11,9 @@ import orjson
 import pytest
 import websockets
 from openai import AsyncOpenAI
+
 from tests.support.processes import CLIENT_KEY, start_simulator, start_worker, worker_env
 from tests.support.realtime_client import next_event, open_session, send, stream_audio, wait_for
-
 from voicefleet.fleet.procs import ManagedProcess, free_port
 
 pytestmark = pytest.mark.integration

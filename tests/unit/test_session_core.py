@@ -240,3 +240,14 @@ def test_conversation_is_recorded_for_replay() -> None:
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "What's up?"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "All good."}]},
     ]
+
+
+def test_audio_buffer_limit_refuses_appends_until_the_buffer_is_committed() -> None:
+    core = make_session(limits=SessionLimits(max_audio_buffer_bytes=48 * 100))
+    ready(core)
+    assert to_upstream(core.client_text(frame("input_audio_buffer.append", audio=audio_b64(80)), 1.0))
+    out = core.client_text(frame("input_audio_buffer.append", event_id="c9", audio=audio_b64(40)), 1.0)
+    assert to_upstream(out) == []
+    assert to_client(out)[0]["error"]["code"] == "input_audio_buffer_too_large"
+    core.upstream_text(frame("input_audio_buffer.committed", item_id="u1"), 1.1)
+    assert to_upstream(core.client_text(frame("input_audio_buffer.append", audio=audio_b64(40)), 1.2))
