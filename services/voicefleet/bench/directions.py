@@ -1,12 +1,12 @@
 """One-way latency per direction, from the simulator's event log and the generator's own timestamps.
 
-Both sides read CLOCK_MONOTONIC (Python's `time.monotonic` on Linux is system-wide), so on one machine a frame's
-send time in the generator and its arrival time in the simulator's log are directly comparable:
+Both sides read CLOCK_MONOTONIC (Python's `time.monotonic` on Linux is system-wide), so on one machine a
+frame's send time in the generator and its arrival time in the simulator's log are directly comparable:
 
 - client -> upstream: arrival of append `<tag><session>-<seq>` in the simulator's log minus its send time.
 - upstream -> client: the simulator emits `speech_stopped` while handling the append that completes
-  `audio_end_ms` (its VAD works in 20 ms frames from offset 0, and appends are 20 ms), so the event's arrival at
-  the client minus that append's arrival at the simulator is the return trip plus the simulator's handling
+  `audio_end_ms` (its VAD works in 20 ms frames from offset 0, and appends are 20 ms), so the event's
+  arrival at the client minus that append's arrival at the simulator is the return trip plus the simulator's handling
   of one append, which is the same on both paths and cancels in the difference.
 
 Measured against the simulator directly and through a relay, the difference is what the relay adds.

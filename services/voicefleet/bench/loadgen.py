@@ -1,11 +1,12 @@
 """The load generator: K concurrent Realtime sessions, each speaking real speech at real-time pace.
 
 Each session sends one `session.update` (server VAD, the seed's 500 ms silence), waits for `session.updated`,
-then loops turns: the speech fixture in 20 ms `input_audio_buffer.append` frames, then 20 ms silence frames until
-`response.done` arrives (like a microphone that keeps streaming), then a short pause of silence. Every append has
-an `event_id` of the form `<tag><session>-<seq>` so a simulator's event log can say when each frame arrived.
+then loops turns: the speech fixture in 20 ms `input_audio_buffer.append` frames, then 20 ms silence frames
+until `response.done` arrives (like a microphone that keeps streaming), then a short pause of silence. Every
+append has an `event_id` of the form `<tag><session>-<seq>` so a simulator's event log can say when each frame arrived.
 
-Frames are pre-built bytes sent as text frames: the generator must stay cheap enough not to be what is measured.
+Frames are pre-built bytes sent as text frames: the generator must stay cheap enough not to be what is
+measured.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class Rig:
     vad_offset: int | None = None
     """Appends between audio_end_ms and the VAD's decision; calibrated by the first phase (direct, light)."""
     simulator: procs.Managed | None = None
+    on_subject_start: Callable[[procs.Managed], None] | None = None
+    """Called with each process under test once it listens (e.g. to attach a profiler)."""
     _log_offset: int = 0
     _runs: int = 0
     _subjects: list[procs.Managed] = field(default_factory=list)
@@ -52,9 +55,16 @@ class Rig:
     def start_simulator(self, audio: SpeechTurn) -> None:
         port = procs.free_port()
         command = procs.voicefleet_command(
-            "simulator", "--port", str(port), "--profile", self.profile, "--seed", str(self.seed),
-            "--event-log", str(self.event_log),
-        )  # fmt: skip
+            "simulator",
+            "--port",
+            str(port),
+            "--profile",
+            self.profile,
+            "--seed",
+            str(self.seed),
+            "--event-log",
+            str(self.event_log),
+        )
         self.simulator = procs.start(
             "simulator", command, port, cores_=self.placement.load, log_dir=self.work_dir
         )
@@ -78,6 +88,8 @@ class Rig:
             path, command, port, cores_=self.placement.subject, log_dir=self.work_dir, env=env
         )
         self._subjects.append(managed)
+        if self.on_subject_start is not None:
+            self.on_subject_start(managed)
         return managed
 
     def stop_all(self) -> None:
