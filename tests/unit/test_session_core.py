@@ -161,9 +161,9 @@ def test_fatal_upstream_close_reaches_the_client_with_its_code() -> None:
     core = make_session()
     (close,) = closes(core.upstream_lost(4000, "invalid_request_error.invalid_model", 1.0))
     assert (close.code, close.reason) == (4000, "invalid_request_error.invalid_model")
-    other = make_session()
+    other = make_session(limits=SessionLimits(max_upstream_reconnects=0))
     ready(other)
-    out = other.upstream_lost(1006, "", 1.0)
+    out = other.upstream_lost(1006, "", 1.0)  # retryable, but no attempts left
     assert to_client(out)[0]["error"]["code"] == "upstream_closed"
     assert closes(out)[0].code == 1011
 

@@ -7,6 +7,7 @@ from typing import Any
 
 # Close codes (named, as starlette does). 3000/4000 mirror OpenAI's fatal closes (REALTIME_PROTOCOL.md §6.3).
 WS_1000_NORMAL = 1000
+WS_1001_GOING_AWAY = 1001
 WS_1008_POLICY_VIOLATION = 1008
 WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1011_INTERNAL_ERROR = 1011
@@ -58,6 +59,14 @@ class Checkpoint:
 
 
 @dataclass(slots=True)
+class ReplaceUpstream:
+    """Close the current upstream socket (if any), wait `delay_s`, open a new one, then call `upstream_opened`."""
+
+    reason: str
+    delay_s: float = 0.0
+
+
+@dataclass(slots=True)
 class Measure:
     """An observation for the runner's metrics. The core never touches metrics itself."""
 
@@ -75,4 +84,14 @@ class Log:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Action = SendClient | SendUpstream | CloseClient | CloseUpstream | RunTool | Checkpoint | Measure | Log
+Action = (
+    SendClient
+    | SendUpstream
+    | CloseClient
+    | CloseUpstream
+    | RunTool
+    | Checkpoint
+    | ReplaceUpstream
+    | Measure
+    | Log
+)

@@ -16,6 +16,12 @@ class SessionLimits:
     """Client events held while the upstream session is being set up."""
     client_truncate_grace_s: float = 0.25
     """How long to wait for a client's own truncate before sending the worker's estimate."""
+    resume_grace_s: float = 30.0
+    """How long a dropped client's session is kept (upstream open, events buffered) for it to come back."""
+    upstream_max_session_s: float = 3600.0
+    """The upstream's session cap; the session moves to a fresh upstream at a turn boundary before it."""
+    max_upstream_reconnects: int = 5
+    """Consecutive failed attempts to replace a lost upstream before the session ends."""
     extra_client_event_types: frozenset[str] = frozenset()
     """Client event types to pass through although this worker does not know them (new OpenAI events)."""
 

@@ -8,7 +8,6 @@ forwarded as the very same string: audio appends and audio deltas are never re-s
 from __future__ import annotations
 
 import binascii
-import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import orjson
 
 from voicefleet.realtime import actions as act
 from voicefleet.realtime.actions import Action, CloseClient, Log, Measure, SendUpstream
+from voicefleet.realtime.continuity import ContinuityHandlers, SessionState
 from voicefleet.realtime.conversation import ConversationLog
 from voicefleet.realtime.events import (
     AUDIO_APPEND,
@@ -41,13 +41,6 @@ from voicefleet.realtime.tooling import ToolCoordinator
 from voicefleet.realtime.upstream_events import UpstreamHandlers
 
 
-class SessionState(enum.Enum):
-    CONNECTING = "connecting"  # waiting for the upstream's session.created
-    CONFIGURING = "configuring"  # policy sent upstream, waiting for its session.updated
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
 @dataclass(frozen=True, slots=True)
 class SessionIdentity:
     session_id: str
@@ -56,7 +49,7 @@ class SessionIdentity:
     replayed: int = 0
 
 
-class RealtimeSession(UpstreamHandlers):
+class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
     def __init__(
         self,
         identity: SessionIdentity,
@@ -64,6 +57,9 @@ class RealtimeSession(UpstreamHandlers):
         limits: SessionLimits,
         now: float,
         conversation: ConversationLog | None = None,
+        *,
+        initial_seq: int = 0,
+        effective_session: dict[str, Any] | None = None,
     ) -> None:
         self.identity = identity
         self.policy = policy
@@ -71,14 +67,17 @@ class RealtimeSession(UpstreamHandlers):
         self.state = SessionState.CONNECTING
         self.started_at = now
         self.last_client_activity = now
-        self.seq = 0
+        self.seq = initial_seq  # a session resumed elsewhere continues the client's event count
+        self.resume_token = identity.resume_token
         self.ring: deque[tuple[int, str]] = deque(maxlen=limits.ring_events)
         self.conversation = conversation or ConversationLog()
         self.tracker = PlaybackTracker()
         self.barge_in = BargeIn(self.tracker, limits.client_truncate_grace_s)
         self.tools = ToolCoordinator(policy.server_tool_names)
         self.rate = RateLimiter(limits.max_messages_per_s, now)
-        self.effective_session: dict[str, Any] = {}
+        self.effective_session: dict[str, Any] = effective_session or {}
+        self.last_upstream_error: str | None = None
+        self.user_speaking = False
         self.server_cancels = True  # turn_detection.interrupt_response, from the effective session
         self.active_response: str | None = None
         self.speech_stopped_at: float | None = None
@@ -102,15 +101,14 @@ class RealtimeSession(UpstreamHandlers):
             "fleet.playback": self._client_playback,
         }
         self._upstream_table = self._upstream_handlers()
+        self._init_continuity(now, identity.resumed)
 
     # ---- emitting -----------------------------------------------------------------------------------------
     def to_upstream(self, frame: str) -> list[Action]:
         if self.state in (SessionState.ACTIVE, SessionState.CONFIGURING):
             return [SendUpstream(frame)]
-        if self.state is SessionState.CONNECTING:
-            if len(self._queued_upstream) >= self.limits.max_queued_before_ready:
-                return self.close(act.WS_1013_TRY_AGAIN_LATER, "too many events before the session was ready")
-            self._queued_upstream.append(frame)
+        if self.state in (SessionState.CONNECTING, SessionState.RECONNECTING):
+            return self.hold_for_upstream(frame)
         return []
 
     def client_error(
@@ -122,16 +120,20 @@ class RealtimeSession(UpstreamHandlers):
             Measure("error", labels={"code": code or "none"}),
         ]
 
-    def close(self, code: int, reason: str) -> list[Action]:
+    def close(self, code: int, reason: str, checkpoint: str | None = "ended") -> list[Action]:
+        """End the session. `checkpoint` names the last write ("ended" is final; "migrate" and "handover" leave
+        the session resumable elsewhere; None writes nothing, for an owner that lost the session)."""
         if self.state is SessionState.CLOSED:
             return []
         self.state = SessionState.CLOSED
         self.end_reason = self.end_reason or reason
-        return [
+        out: list[Action] = [
             CloseClient(code, reason),
             act.CloseUpstream(act.WS_1000_NORMAL, "client session ended"),
-            act.Checkpoint("ended"),
         ]
+        if checkpoint is not None:
+            out.append(act.Checkpoint(checkpoint))
+        return out
 
     # ---- client side --------------------------------------------------------------------------------------
     def client_text(self, frame: str, now: float) -> list[Action]:
@@ -283,55 +285,12 @@ class RealtimeSession(UpstreamHandlers):
         out.append(self.emit(frame))
         return out
 
-    # ---- lifecycle ----------------------------------------------------------------------------------------
-    def upstream_opened(self, now: float) -> list[Action]:
-        return []
-
-    def upstream_lost(self, code: int, reason: str, now: float) -> list[Action]:
-        """The upstream socket closed. OpenAI's fatal closes (3000 auth, 4000 invalid request) reach the client
-        with the same code and reason; any other loss is reported as a server error."""
-        if self.state is SessionState.CLOSED:
-            return []
-        self.end_reason = "upstream_closed"
-        if code in (act.WS_3000_UNAUTHORIZED, act.WS_4000_INVALID_REQUEST):
-            return self.close(code, reason)
-        out = [
-            self.emit_event(
-                error_event(
-                    "upstream_closed", "The realtime service closed the session.", error_type="server_error"
-                )
-            )
-        ]
-        return out + self.close(act.WS_1011_INTERNAL_ERROR, "upstream connection lost")
-
-    def drain(self, now: float) -> list[Action]:
-        """This worker is shutting down: hand the client over at the next turn boundary (now, if idle)."""
-        self.draining = True
-        if self.active_response is None and not self.tools.busy:
-            return self.migrate("worker draining")
-        return []
-
-    def migrate(self, reason: str) -> list[Action]:
-        if self.state is SessionState.CLOSED:
-            return []
-        self.end_reason = "migrated"
-        notice = {
-            "type": "fleet.migrate",
-            "event_id": new_event_id(),
-            "reason": reason,
-            "resume_token": self.identity.resume_token,
-        }
-        return [
-            act.Checkpoint("migrate"),
-            self.emit_event(notice),
-            *self.close(act.WS_1012_SERVICE_RESTART, reason),
-        ]
-
     def next_deadline(self) -> float:
-        deadlines = [
-            self.started_at + self.limits.max_session_s,
-            self.last_client_activity + self.limits.max_idle_s,
-        ]
+        deadlines = [self.started_at + self.limits.max_session_s]
+        if self.detached_at is not None:
+            deadlines.append(self.detached_at + self.limits.resume_grace_s)
+        else:
+            deadlines.append(self.last_client_activity + self.limits.max_idle_s)
         pending = self.barge_in.next_deadline()
         if pending is not None:
             deadlines.append(pending)
@@ -341,13 +300,17 @@ class RealtimeSession(UpstreamHandlers):
         if self.state is SessionState.CLOSED:
             return []
         out: list[Action] = [SendUpstream(dumps(e)) for e in self.barge_in.due(now)]
+        if self.detached_at is not None and now >= self.detached_at + self.limits.resume_grace_s:
+            return out + self.grace_over(now)
+        if self.rotation_due(now):
+            out += self.rotate(now)
         if now >= self.started_at + self.limits.max_session_s:
             out += self.client_error(
                 "session_expired",
                 f"The session reached its maximum duration of {self.limits.max_session_s:g} seconds.",
             )
             out += self.close(act.WS_1008_POLICY_VIOLATION, "max_session_duration")
-        elif now >= self.last_client_activity + self.limits.max_idle_s:
+        elif self.detached_at is None and now >= self.last_client_activity + self.limits.max_idle_s:
             out += self.client_error(
                 "idle_timeout",
                 f"The session was idle for {self.limits.max_idle_s:g} seconds and has been closed.",

@@ -10,7 +10,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from voicefleet.realtime.actions import Action, Checkpoint, Log, Measure, RunTool, SendClient, SendUpstream
+from voicefleet.realtime.continuity import SessionState
 from voicefleet.realtime.events import INTERNAL_EVENT_PREFIX, dumps, new_event_id
 
 if TYPE_CHECKING:
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from voicefleet.realtime.interruption import BargeIn
     from voicefleet.realtime.playback import PlaybackTracker
     from voicefleet.realtime.policy import SessionPolicy
-    from voicefleet.realtime.session import SessionIdentity, SessionState
+    from voicefleet.realtime.session import SessionIdentity
     from voicefleet.realtime.tooling import ToolCoordinator
 
 Handler = Callable[[dict[str, Any], str, float], list[Action]]
@@ -66,6 +69,17 @@ class UpstreamHandlers:
     _policy_event_id: str
     _queued_upstream: list[str]
     _upstream_table: dict[str, Handler]
+    resume_token: str
+    restoring: bool
+    notify_restore: bool
+    activated: bool
+    upstream_attempts: int
+    replayed: int
+    last_upstream_error: str | None
+    last_response_done_at: float
+    user_speaking: bool
+    migrate: Callable[[str], list[Action]]
+    rebuild_actions: Callable[[], list[Action]]
 
     seq: int
 
@@ -107,26 +121,24 @@ class UpstreamHandlers:
 
     # ---- session setup ------------------------------------------------------------------------------------
     def _session_created(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
-        from voicefleet.realtime.session import SessionState
-
         if self.state is not SessionState.CONNECTING:
             return [self.emit(self._redacted(event))]
         self._held_created = event
-        self._policy_event_id = new_event_id(INTERNAL_EVENT_PREFIX)
         self.state = SessionState.CONFIGURING
-        out: list[Action] = [SendUpstream(dumps(self.policy.initial_update(self._policy_event_id)))]
-        out += self.replay_actions()
+        out: list[Action]
+        if self.restoring:
+            out = self.rebuild_actions()
+            update = out[0]
+            assert isinstance(update, SendUpstream)
+            self._policy_event_id = str(orjson.loads(update.frame)["event_id"])
+        else:
+            self._policy_event_id = new_event_id(INTERNAL_EVENT_PREFIX)
+            out = [SendUpstream(dumps(self.policy.initial_update(self._policy_event_id)))]
         out += [SendUpstream(f) for f in self._queued_upstream]
         self._queued_upstream = []
         return out
 
-    def replay_actions(self) -> list[Action]:
-        """Conversation items to rebuild upstream when this session resumes; none for a new session."""
-        return []
-
     def _session_updated(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
-        from voicefleet.realtime.session import SessionState
-
         session = event.get("session")
         if isinstance(session, dict):
             self._apply_effective(session)
@@ -139,17 +151,30 @@ class UpstreamHandlers:
         return [self.emit(self._redacted(event))]
 
     def _activate(self, created: dict[str, Any]) -> list[Action]:
-        from voicefleet.realtime.session import SessionState
-
         self.state = SessionState.ACTIVE
         self._held_created = None
+        self.upstream_attempts = 0
+        if self.activated:
+            # A replaced upstream: the client keeps its session; it hears about it only if it saw the loss.
+            self.restoring = False
+            notice: list[Action] = [Measure("upstream_restored")]
+            if self.notify_restore:
+                notice.append(
+                    self.emit_event(
+                        {"type": "fleet.upstream", "event_id": new_event_id(), "state": "restored"}
+                    )
+                )
+            self.notify_restore = False
+            return notice
+        self.activated = True
+        self.restoring = False
         fleet_session = {
             "type": "fleet.session",
             "event_id": new_event_id(),
             "session_id": self.identity.session_id,
-            "resume_token": self.identity.resume_token,
+            "resume_token": self.resume_token,
             "resumed": self.identity.resumed,
-            "replayed": self.identity.replayed,
+            "replayed": self.replayed,
         }
         return [self.emit(self._redacted(created)), self.emit_event(fleet_session), Checkpoint("started")]
 
@@ -168,11 +193,10 @@ class UpstreamHandlers:
 
     # ---- errors -------------------------------------------------------------------------------------------
     def _error(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
-        from voicefleet.realtime.session import SessionState
-
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
         assert isinstance(error, dict)
         code, origin = error.get("code"), error.get("event_id")
+        self.last_upstream_error = code if isinstance(code, str) else None
         if isinstance(origin, str) and origin.startswith(INTERNAL_EVENT_PREFIX):
             out: list[Action] = [
                 Log("upstream_rejected_internal_event", {"code": code, "message": error.get("message")})
@@ -194,6 +218,7 @@ class UpstreamHandlers:
     # ---- turns and barge-in -------------------------------------------------------------------------------
     def _speech_started(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
         self.audio_buffer_bytes = 0
+        self.user_speaking = True
         out: list[Action] = [self.emit(frame)]
         detection_on = bool(self.effective_session.get("audio", {}).get("input", {}).get("turn_detection"))
         events, interrupted = self.barge_in.speech_started(
@@ -207,6 +232,7 @@ class UpstreamHandlers:
 
     def _speech_stopped(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
         self.speech_stopped_at = now
+        self.user_speaking = False
         return [self.emit(frame)]
 
     def _buffer_emptied(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
@@ -264,6 +290,7 @@ class UpstreamHandlers:
         response_id = str(response.get("id"))
         if self.active_response == response_id:
             self.active_response = None
+        self.last_response_done_at = now
         self.turns += 1
         out: list[Action] = []
         hidden = False
@@ -294,9 +321,6 @@ class UpstreamHandlers:
         if self.draining and self.active_response is None and not self.tools.busy:
             out += self.migrate("worker draining")
         return out
-
-    def migrate(self, reason: str) -> list[Action]:
-        raise NotImplementedError
 
     # ---- conversation record ------------------------------------------------------------------------------
     def _item_done(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
