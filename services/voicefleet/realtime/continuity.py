@@ -65,6 +65,10 @@ class ContinuityHandlers:
     user_speaking: bool
     _queued_upstream: list[str]
 
+    @property
+    def session_id(self) -> str:
+        raise NotImplementedError
+
     def emit(self, frame: str) -> SendClient:
         raise NotImplementedError
 
@@ -238,6 +242,27 @@ class ContinuityHandlers:
         frames = [frame for seq, frame in self.ring if seq > last_seq]
         gap = bool(self.ring) and self.ring[0][0] > last_seq + 1
         return frames, gap
+
+    def resume_notice(self, replayed: int, gap: bool) -> list[Action]:
+        """After the missed events: a fresh `fleet.session` (with the new token) for the resumed client."""
+        out: list[Action] = []
+        if gap:
+            notice = error_event(
+                "resume_gap",
+                "Some events were older than this worker keeps and could not be replayed.",
+                error_type="server_error",
+            )
+            out.append(self.emit_event(notice))
+        fleet_session = {
+            "type": "fleet.session",
+            "event_id": new_event_id(),
+            "session_id": self.session_id,
+            "resume_token": self.resume_token,
+            "resumed": True,
+            "replayed": replayed,
+        }
+        out.append(self.emit_event(fleet_session))
+        return out
 
     def grace_over(self, now: float) -> list[Action]:
         return self._end("client_gone", act.WS_1001_GOING_AWAY, "client did not come back", "ended")

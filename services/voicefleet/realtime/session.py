@@ -103,6 +103,10 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
         self._upstream_table = self._upstream_handlers()
         self._init_continuity(now, identity.resumed)
 
+    @property
+    def session_id(self) -> str:
+        return self.identity.session_id
+
     # ---- emitting -----------------------------------------------------------------------------------------
     def to_upstream(self, frame: str) -> list[Action]:
         if self.state in (SessionState.ACTIVE, SessionState.CONFIGURING):

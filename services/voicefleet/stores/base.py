@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,10 @@ class StoreUnavailable(RuntimeError):
     """The store could not be reached; the caller keeps the session running without checkpoints."""
 
 
+class StaleOwner(StoreUnavailable):
+    """Another worker owns this session now; the writer must stop serving it."""
+
+
 class SessionStore(Protocol):
     async def save(self, snapshot: SessionSnapshot, *, fence: int | None = None) -> None: ...
 
@@ -37,6 +42,22 @@ class SessionStore(Protocol):
         ...
 
     async def release(self, session_id: str, owner: str) -> None: ...
+
+    async def lease_holder(self, session_id: str) -> tuple[str, int] | None:
+        """(owner, fence) of the current lease, if any."""
+        ...
+
+    async def heartbeat(self, worker_id: str, ttl_s: float) -> None: ...
+
+    async def worker_alive(self, worker_id: str) -> bool: ...
+
+    async def request_handover(self, owner: str, session_id: str, new_owner: str) -> int: ...
+
+    def handover_requests(
+        self, worker_id: str, on_ready: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Requests from other workers to let go of one of this worker's sessions, until cancelled."""
+        ...
 
     async def ping(self) -> bool: ...
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from voicefleet.stores.base import SessionSnapshot, StoreUnavailable
+from voicefleet.stores.base import SessionSnapshot, StaleOwner
 
 
 @dataclass(slots=True)
@@ -23,7 +26,7 @@ class InMemoryStore:
     async def save(self, snapshot: SessionSnapshot, *, fence: int | None = None) -> None:
         lease = self._leases.get(snapshot.session_id)
         if fence is not None and lease is not None and lease.fence != fence:
-            raise StoreUnavailable(f"stale owner: fence {fence} superseded by {lease.fence}")
+            raise StaleOwner(f"stale owner: fence {fence} superseded by {lease.fence}")
         self._snapshots[snapshot.session_id] = copy.deepcopy(snapshot)
 
     async def load(self, session_id: str) -> SessionSnapshot | None:
@@ -39,6 +42,27 @@ class InMemoryStore:
         lease = self._leases.get(session_id)
         if lease is not None and lease.owner == owner:
             del self._leases[session_id]
+
+    async def lease_holder(self, session_id: str) -> tuple[str, int] | None:
+        lease = self._leases.get(session_id)
+        return None if lease is None else (lease.owner, lease.fence)
+
+    async def heartbeat(self, worker_id: str, ttl_s: float) -> None:
+        return None
+
+    async def worker_alive(self, worker_id: str) -> bool:
+        return False  # one process, one worker: there is never another owner to ask
+
+    async def request_handover(self, owner: str, session_id: str, new_owner: str) -> int:
+        return 0
+
+    async def handover_requests(
+        self, worker_id: str, on_ready: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        if on_ready is not None:
+            on_ready()
+        await asyncio.Event().wait()  # nobody else can ask: wait until cancelled
+        yield {}
 
     async def ping(self) -> bool:
         return True

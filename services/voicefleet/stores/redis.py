@@ -24,7 +24,7 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from voicefleet.stores.base import SessionSnapshot, StoreUnavailable
+from voicefleet.stores.base import SessionSnapshot, StaleOwner, StoreUnavailable
 
 _SAVE = """
 local fence = redis.call('GET', KEYS[3])
@@ -37,10 +37,6 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 if fence then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
 return 1
 """
-
-
-class StaleOwner(StoreUnavailable):
-    """Another worker owns this session now; the writer must stop serving it."""
 
 
 def _keys(session_id: str) -> tuple[str, str, str, str]:

@@ -23,16 +23,14 @@ from voicefleet.config import Settings
 from voicefleet.observability.logging import get_logger
 from voicefleet.observability.metrics import FleetMetrics
 from voicefleet.realtime import actions as act
-from voicefleet.realtime.events import dumps, error_event
 from voicefleet.realtime.limits import SessionLimits
 from voicefleet.realtime.policy import PolicyDefaults, SessionPolicy, default_session
-from voicefleet.realtime.session import RealtimeSession, SessionIdentity
-from voicefleet.realtime.tokens import ResumeToken, sign, tenant_of
-from voicefleet.stores.base import SessionSnapshot, SessionStore, StoreUnavailable
+from voicefleet.stores.base import SessionStore, StoreUnavailable
 from voicefleet.stores.memory import InMemoryStore
+from voicefleet.stores.redis import RedisStore
 from voicefleet.tools import ToolRegistry
 from voicefleet.worker.auth import extract_credentials
-from voicefleet.worker.runner import SessionRunner
+from voicefleet.worker.sessions import Session, refuse, resume_session, start_session
 from voicefleet.worker.upstream import UpstreamConnector
 
 WORKER_HEADER = "x-voicefleet-worker"
@@ -51,7 +49,11 @@ class WorkerState:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or FleetMetrics()
-        self.store: SessionStore = store or InMemoryStore()
+        self.store: SessionStore = store or (
+            RedisStore(settings.redis_url, ttl_s=settings.session_ttl_s)
+            if settings.redis_url
+            else InMemoryStore()
+        )
         self.tools = tools or ToolRegistry.from_module(settings.tools, settings.tool_timeout_s)
         self.connector = UpstreamConnector(settings)
         # Without a shared secret, tokens are only good on this process: fine for the single-worker default.
@@ -76,8 +78,12 @@ class WorkerState:
             max_idle_s=settings.max_idle_s,
             max_audio_buffer_bytes=settings.max_audio_buffer_bytes,
             ring_events=settings.resume_ring_events,
+            resume_grace_s=settings.resume_grace_s,
+            upstream_max_session_s=settings.upstream_max_session_s,
         )
-        self.sessions: dict[str, SessionRunner] = {}
+        self.sessions: dict[str, Session] = {}
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self.store_ok = True
         self.draining = False
         self._drain_started = False
         self.no_sessions = asyncio.Event()
@@ -92,13 +98,55 @@ class WorkerState:
         self.draining = True
         self.metrics.set_draining(True)
         now = time.monotonic()
-        for runner in list(self.sessions.values()):
-            runner.execute(runner.core.drain(now))
+        for session in list(self.sessions.values()):
+            session.runner.execute(session.core.drain(now))
 
+    def register(self, session: Session) -> None:
+        """A session's life is a task of the worker's, not of the client socket that opened it."""
+        self.sessions[session.core.session_id] = session
+        self.no_sessions.clear()
+        task = asyncio.create_task(session.run())
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_tasks.discard)
 
-async def _refuse(ws: WebSocket, code: str | None, message: str, close_code: int, reason: str) -> None:
-    await ws.send_text(dumps(error_event(code, message)))
-    await ws.close(close_code, reason)
+    def unregister(self, session: Session) -> None:
+        if self.sessions.get(session.core.session_id) is session:
+            del self.sessions[session.core.session_id]
+        if not self.sessions:
+            self.no_sessions.set()
+        self.metrics.resume_buffered_sessions.set(
+            sum(1 for s in self.sessions.values() if s.core.detached_at is not None)
+        )
+
+    async def keep_store(self) -> None:
+        """Heartbeat (other workers tell a live owner from a dead one by it), store health, owed checkpoints."""
+        while True:
+            try:
+                await self.store.heartbeat(self.settings.worker_id, 3.0)
+                ok = True
+            except StoreUnavailable:
+                ok = False
+                self.metrics.count_redis_failure("heartbeat")
+            if ok and not self.store_ok:
+                self.log.info("store_back")
+            self.store_ok = ok
+            self.metrics.set_redis_up(ok)
+            if ok:
+                for session in list(self.sessions.values()):
+                    if session.checkpoint_owed:
+                        await session.write_checkpoint(session.core, "catch_up")
+            self.metrics.resume_buffered_sessions.set(
+                sum(1 for s in self.sessions.values() if s.core.detached_at is not None)
+            )
+            await asyncio.sleep(1.0)
+
+    async def serve_handovers(self) -> None:
+        """Let go of a session another worker has taken (its client reconnected there)."""
+        async for request in self.store.handover_requests(self.settings.worker_id):
+            session = self.sessions.get(str(request.get("session_id")))
+            if session is not None:
+                session.log.info("handover", to=request.get("new_owner"))
+                session.runner.execute(session.core.handover(time.monotonic()))
 
 
 async def realtime_endpoint(ws: WebSocket) -> None:
@@ -118,7 +166,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     )
     if creds.beta:
         metrics.count_auth_failure("beta_shape")
-        await _refuse(
+        await refuse(
             ws,
             "beta_api_shape_disabled",
             "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
@@ -128,7 +176,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         return
     if creds.key is None:
         metrics.count_auth_failure("missing_key")
-        await _refuse(
+        await refuse(
             ws,
             None,
             "Missing bearer or basic authentication in header",
@@ -138,7 +186,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         return
     if not settings.check_client_key(creds.key):
         metrics.count_auth_failure("invalid_key")
-        await _refuse(
+        await refuse(
             ws,
             "invalid_api_key",
             "Incorrect API key provided.",
@@ -147,7 +195,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         )
         return
     if state.draining:
-        await _refuse(
+        await refuse(
             ws,
             "server_draining",
             "This worker is restarting; reconnect.",
@@ -156,7 +204,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         )
         return
     if len(state.sessions) >= settings.max_sessions:
-        await _refuse(
+        await refuse(
             ws,
             "server_busy",
             "This worker is at capacity; try again.",
@@ -166,7 +214,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         return
     intent = ws.query_params.get("intent")
     if intent not in (None, "", "realtime"):
-        await _refuse(
+        await refuse(
             ws,
             "invalid_intent",
             f"Invalid intent {intent}",
@@ -174,84 +222,10 @@ async def realtime_endpoint(ws: WebSocket) -> None:
             "invalid_request_error.invalid_intent",
         )
         return
-    await _serve_session(state, ws, creds.key, ws.query_params.get("model") or settings.model)
-
-
-async def _serve_session(state: WorkerState, ws: WebSocket, client_key: str, model: str) -> None:
-    settings, metrics = state.settings, state.metrics
-    session_id = "vf_" + secrets.token_hex(12)
-    tenant = tenant_of(client_key)
-    token = sign(ResumeToken(session_id, tenant, 1, time.time() + settings.session_ttl_s), state.token_secret)
-    core = RealtimeSession(SessionIdentity(session_id, token), state.policy, state.limits, time.monotonic())
-    log = state.log.bind(session_id=session_id)
-    created_at = time.time()
-
-    async def run_tool(name: str, arguments: str) -> str:
-        started = time.perf_counter()
-        result = await state.tools.run(name, arguments)
-        metrics.observe_tool(name, result.outcome, time.perf_counter() - started)
-        log.info(
-            "tool_call",
-            tool=name,
-            outcome=result.outcome,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return result.output
-
-    async def write_checkpoint(session: RealtimeSession, reason: str) -> None:
-        snapshot = SessionSnapshot(
-            session_id=session_id,
-            tenant=tenant,
-            model=model,
-            config=session.effective_session,
-            items=session.conversation.records(),
-            owner=settings.worker_id,
-            created_at=created_at,
-            last_active_at=time.time(),
-            ended=reason == "ended",
-        )
-        try:
-            await state.store.save(snapshot)
-        except (StoreUnavailable, OSError) as exc:
-            metrics.count_redis_failure("checkpoint")
-            log.warning("checkpoint_failed", reason=reason, error=type(exc).__name__)
-
-    runner = SessionRunner(
-        ws,
-        core,
-        connector=state.connector,
-        model=model,
-        metrics=metrics,
-        log=log,
-        client_queue_frames=settings.client_queue_frames,
-        upstream_queue_frames=settings.upstream_queue_frames,
-        run_tool=run_tool,
-        write_checkpoint=write_checkpoint,
-    )
-    state.sessions[session_id] = runner
-    state.no_sessions.clear()
-    metrics.sessions_started.inc()
-    metrics.live_sessions.inc()
-    log.info("session_started", model=model)
-    started = time.monotonic()
-    try:
-        await runner.run()
-    finally:
-        del state.sessions[session_id]
-        if not state.sessions:
-            state.no_sessions.set()
-        metrics.live_sessions.dec()
-        reason = core.end_reason or "client_closed"
-        metrics.count_session_end(reason)
-        log.info(
-            "session_ended",
-            reason=reason,
-            turns=core.turns,
-            interruptions=core.interruptions,
-            tokens=runner.usage_tokens,
-            duration_s=round(time.monotonic() - started, 3),
-            events_sent=core.seq,
-        )
+    if "session_id" in ws.query_params or "resume_token" in ws.query_params:
+        await resume_session(state, ws, creds.key, ws.query_params)
+        return
+    await start_session(state, ws, creds.key, ws.query_params.get("model") or settings.model)
 
 
 async def healthz(request: Request) -> Response:
@@ -265,11 +239,12 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state: WorkerState = request.app.state.worker
     store_ok = await state.store.ping()
-    ready = store_ok and not state.draining
+    # A worker whose store is down still serves its sessions (without checkpoints): it stays ready, and says so.
+    ready = not state.draining
     body: dict[str, Any] = {
         "ready": ready,
         "draining": state.draining,
-        "store": "ok" if store_ok else "unavailable",
+        "store": "ok" if store_ok else "degraded",
         "live_sessions": len(state.sessions),
         "worker": state.settings.worker_id,
     }

@@ -1,8 +1,10 @@
-"""SessionRunner: the I/O around one RealtimeSession — two sockets, two bounded queues, a timer, and tools.
+"""SessionRunner: the I/O around one RealtimeSession, for the session's whole life.
 
-Readers feed the core and execute the actions it returns without awaiting, so one slow socket never stalls the
-other direction: frames go into bounded queues that writer tasks drain. A client that falls a whole queue behind
-is closed with 1013 rather than allowed to grow memory.
+A session outlives its sockets. The runner owns the upstream socket (and replaces it when the core asks) and
+lets client sockets attach and detach: a client that drops can come back within the grace period and receive
+every event it missed. Readers feed the core and execute the actions it returns without awaiting, so one slow
+socket never stalls the other direction: frames go into bounded queues that writer tasks drain. A client that
+falls a whole queue behind is closed with 1013 rather than allowed to grow memory.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 from websockets.asyncio.client import ClientConnection
 
 from voicefleet.observability.metrics import FleetMetrics
@@ -26,15 +28,17 @@ from voicefleet.realtime.actions import (
     CloseUpstream,
     Log,
     Measure,
+    ReplaceUpstream,
     RunTool,
     SendClient,
     SendUpstream,
 )
+from voicefleet.realtime.continuity import SessionState
 from voicefleet.realtime.events import dumps, error_event
 from voicefleet.realtime.session import RealtimeSession
+from voicefleet.worker.channel import CLOSE, ClientChannel
 from voicefleet.worker.upstream import UpstreamConnector, UpstreamUnavailable
 
-_CLOSE = object()  # queue marker: close after everything queued before it was sent
 ToolRunner = Callable[[str, str], Awaitable[str]]
 CheckpointWriter = Callable[[RealtimeSession, str], Awaitable[None]]
 
@@ -42,7 +46,6 @@ CheckpointWriter = Callable[[RealtimeSession, str], Awaitable[None]]
 class SessionRunner:
     def __init__(
         self,
-        websocket: WebSocket,
         core: RealtimeSession,
         *,
         connector: UpstreamConnector,
@@ -54,7 +57,6 @@ class SessionRunner:
         run_tool: ToolRunner | None = None,
         write_checkpoint: CheckpointWriter | None = None,
     ) -> None:
-        self.ws = websocket
         self.core = core
         self.connector = connector
         self.model = model
@@ -62,11 +64,13 @@ class SessionRunner:
         self.log = log
         self.run_tool = run_tool
         self.write_checkpoint = write_checkpoint
-        self.client_out: asyncio.Queue[Any] = asyncio.Queue(maxsize=client_queue_frames)
+        self.client_queue_frames = client_queue_frames
+        self.client: ClientChannel | None = None
         self.upstream_out: asyncio.Queue[Any] = asyncio.Queue(maxsize=upstream_queue_frames)
-        self.upstream: ClientConnection | None = None
-        self.closing = False
         self.usage_tokens = 0
+        self.ended = asyncio.Event()
+        self._replace: ReplaceUpstream | None = None
+        self._replace_requested = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake_timer = asyncio.Event()
         self._checkpoint_lock = asyncio.Lock()
@@ -77,17 +81,22 @@ class SessionRunner:
         for action in actions:
             kind = type(action)
             if kind is SendClient:
-                self._queue_client(action.frame)  # type: ignore[union-attr]
+                if self.client is not None:
+                    self.client.send(action.frame)  # type: ignore[union-attr]
             elif kind is SendUpstream:
                 self._queue_upstream(action.frame)  # type: ignore[union-attr]
             elif kind is Measure:
                 self._measure(action)  # type: ignore[arg-type]
             elif kind is CloseClient:
                 assert isinstance(action, CloseClient)
-                self._queue_close(action.code, action.reason)
+                if self.client is not None:
+                    self.client.close(action.code, action.reason)
             elif kind is CloseUpstream:
-                with contextlib.suppress(asyncio.QueueFull):
-                    self.upstream_out.put_nowait(_CLOSE)
+                self._replace_requested.set()  # the upstream loop sees the session closed and ends
+            elif kind is ReplaceUpstream:
+                assert isinstance(action, ReplaceUpstream)
+                self._replace = action
+                self._replace_requested.set()
             elif kind is RunTool:
                 assert isinstance(action, RunTool)
                 self._spawn(self._tool(action))
@@ -97,16 +106,9 @@ class SessionRunner:
             elif kind is Log:
                 assert isinstance(action, Log)
                 self.log.info(action.event, **action.fields)
-
-    def _queue_client(self, frame: str) -> None:
-        if self.closing:
-            return
-        try:
-            self.client_out.put_nowait((frame, time.perf_counter()))
-        except asyncio.QueueFull:
-            self.log.warning("client_too_slow", queued=self.client_out.qsize())
-            self.core.end_reason = "client_too_slow"
-            self._force_close(act.WS_1013_TRY_AGAIN_LATER, "client too slow: outbound queue full")
+        if self.core.state is SessionState.CLOSED:
+            self.ended.set()
+            self._replace_requested.set()
 
     def _queue_upstream(self, frame: str) -> None:
         try:
@@ -114,22 +116,7 @@ class SessionRunner:
         except asyncio.QueueFull:
             self.log.warning("upstream_too_slow", queued=self.upstream_out.qsize())
             self.core.end_reason = "upstream_too_slow"
-            self._force_close(act.WS_1013_TRY_AGAIN_LATER, "upstream too slow: queue full")
-
-    def _queue_close(self, code: int, reason: str) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        try:
-            self.client_out.put_nowait((_CLOSE, code, reason))
-        except asyncio.QueueFull:
-            self._force_close(code, reason)
-
-    def _force_close(self, code: int, reason: str) -> None:
-        self.closing = True
-        while not self.client_out.empty():
-            self.client_out.get_nowait()
-        self.client_out.put_nowait((_CLOSE, code, reason))
+            self.execute(self.core.close(act.WS_1013_TRY_AGAIN_LATER, "upstream too slow: queue full"))
 
     def _measure(self, m: Measure) -> None:
         metrics = self.metrics
@@ -143,6 +130,8 @@ class SessionRunner:
             metrics.interruptions.inc()
         elif m.name == "truncation":
             metrics.truncations.inc()
+        elif m.name == "upstream_reconnect":
+            metrics.count_upstream_reconnect(m.labels.get("reason", "lost"))
         elif m.name == "usage" and isinstance(m.payload, dict):
             metrics.count_usage(m.payload)
             total = m.payload.get("total_tokens")
@@ -153,69 +142,81 @@ class SessionRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- the session --------------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self.core.state is SessionState.CLOSED
+
+    # ---- the session's life: upstream sockets, one after another ------------------------------------------
     async def run(self) -> None:
-        client_reader = asyncio.create_task(self._read_client())
+        timer = asyncio.create_task(self._timer())
         try:
-            upstream, took = await self._connect()
-        except UpstreamUnavailable as exc:
-            self.core.end_reason = "upstream_unavailable"
-            await self._fail(str(exc), act.WS_1011_INTERNAL_ERROR, "upstream unavailable")
-            client_reader.cancel()
-            return
-        self.metrics.upstream_connect.observe(took)
-        self.upstream = upstream
-        self.execute(self.core.upstream_opened(time.monotonic()))
-        workers = [
-            client_reader,
-            asyncio.create_task(self._read_upstream(upstream)),
-            asyncio.create_task(self._write_client()),
-            asyncio.create_task(self._write_upstream(upstream)),
-            asyncio.create_task(self._timer()),
-        ]
-        try:
-            await asyncio.wait(workers[:3], return_when=asyncio.FIRST_COMPLETED)
-            if not workers[2].done():
-                # The client writer flushes what is queued (and the close) unless the client is gone.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(workers[2]), timeout=2.0)
+            while not self.closed:
+                await self._serve_one_upstream()
+                request, self._replace = self._replace, None
+                self._replace_requested.clear()
+                if request is None or self.closed:
+                    break
+                self.log.info("upstream_replacing", reason=request.reason, delay_s=round(request.delay_s, 3))
+                await asyncio.sleep(request.delay_s)
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await upstream.close()
+            timer.cancel()
+            self.ended.set()
+            if self.client is not None:
+                self.client.close(act.WS_1011_INTERNAL_ERROR, "session ended")
             self._flush_audio_metrics()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5.0)
 
-    async def _connect(self) -> tuple[ClientConnection, float]:
-        return await self.connector.connect(self.model)
-
-    async def _fail(self, message: str, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.send_text(
-                dumps(error_event("upstream_unavailable", message, error_type="server_error"))
-            )
-            await self.ws.close(code, reason)
-
-    async def _read_client(self) -> None:
-        core, execute, count = self.core, self.execute, self.metrics.count_event
-        while True:
-            message = await self.ws.receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                core.end_reason = core.end_reason or "client_closed"
-                return
-            text = message.get("text")
-            now = time.monotonic()
-            if text is not None:
-                execute(core.client_text(text, now))
+    async def _serve_one_upstream(self) -> None:
+        try:
+            upstream, took = await self.connector.connect(self.model)
+        except UpstreamUnavailable as exc:
+            if not self.core.activated:
+                self.core.end_reason = "upstream_unavailable"
+                self._fail(str(exc))
             else:
-                execute(core.client_binary(now))
-            count("client", core.last_client_type)
-            if self.closing:
-                return
+                self.execute(self.core.upstream_lost(1006, "upstream unavailable", time.monotonic()))
+            return
+        self.metrics.upstream_connect.observe(took)
+        self.execute(self.core.upstream_opened(time.monotonic()))
+        reader = asyncio.create_task(self._read_upstream(upstream))
+        writer = asyncio.create_task(self._write_upstream(upstream))
+        replace = asyncio.create_task(self._replace_requested.wait())
+        try:
+            await asyncio.wait({reader, replace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            replace.cancel()
+            if not reader.done():
+                # A planned end or rotation: what was queued for this upstream goes out before it closes.
+                self.upstream_out.put_nowait(CLOSE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+                reader.cancel()
+            writer.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await upstream.close()
+            self._requeue_unsent()
+
+    def _requeue_unsent(self) -> None:
+        """Frames that never reached a lost upstream go to the next one (or nowhere, if the session ended)."""
+        unsent: list[str] = []
+        while not self.upstream_out.empty():
+            entry = self.upstream_out.get_nowait()
+            if entry is not CLOSE:
+                unsent.append(entry[0])
+        if unsent and self.core.state is not SessionState.CLOSED:
+            self.core.requeue(unsent)
+
+    def _fail(self, message: str) -> None:
+        """The upstream could not be opened for a new session: tell the client and end, as OpenAI would."""
+        error = error_event("upstream_unavailable", message, error_type="server_error")
+        self.execute(
+            [
+                self.core.emit_event(error),
+                *self.core.close(act.WS_1011_INTERNAL_ERROR, "upstream unavailable"),
+            ]
+        )
 
     async def _read_upstream(self, upstream: ClientConnection) -> None:
         core, execute, count = self.core, self.execute, self.metrics.count_event
@@ -235,37 +236,58 @@ class SessionRunner:
         self.log.info("upstream_closed", code=code, reason=reason)
         self.execute(core.upstream_lost(code, reason, time.monotonic()))
 
-    async def _write_client(self) -> None:
-        queue, ws, relay = self.client_out, self.ws, self.metrics.relay_latency
-        observe = relay.labels("upstream_to_client").observe
-        while True:
-            entry = await queue.get()
-            if entry[0] is _CLOSE:
-                with contextlib.suppress(Exception):
-                    await ws.close(entry[1], entry[2])
-                return
-            try:
-                await ws.send_text(entry[0])
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                self.core.end_reason = self.core.end_reason or "client_closed"
-                return
-            observe(time.perf_counter() - entry[1])
-
     async def _write_upstream(self, upstream: ClientConnection) -> None:
         queue = self.upstream_out
         observe = self.metrics.relay_latency.labels("client_to_upstream").observe
         while True:
             entry = await queue.get()
-            if entry is _CLOSE:
-                with contextlib.suppress(Exception):
-                    await upstream.close()
+            if entry is CLOSE:
                 return
             try:
                 await upstream.send(entry[0])
             except websockets.ConnectionClosed:
-                return  # the upstream reader reports the loss
+                queue.put_nowait(entry)  # kept for the next upstream; the reader reports the loss
+                return
             observe(time.perf_counter() - entry[1])
 
+    # ---- client sockets: attach, serve, detach ------------------------------------------------------------
+    async def attach(
+        self, ws: WebSocket, *, last_seq: int | None = None, resumed_token: str | None = None
+    ) -> int | None:
+        """Serve one client socket until it goes away. `last_seq` is set for a client resuming on this worker:
+        it first gets every event after it. Returns the close code the client sent, if any."""
+        previous = self.client
+        if previous is not None:
+            previous.close(act.WS_1012_SERVICE_RESTART, "replaced by a newer connection")
+        channel = ClientChannel(ws, self.client_queue_frames, self.metrics, self.log)
+        self.client = channel  # live events from now on queue behind the replay
+        if last_seq is not None:
+            frames, gap = self.core.client_attached(time.monotonic(), last_seq)
+            if resumed_token is not None:
+                self.core.resume_token = resumed_token
+            await channel.replay(frames)
+            self.execute(self.core.resume_notice(len(frames), gap))
+        code = await channel.serve(self._client_frame, self._client_binary)
+        if self.client is channel:
+            self.client = None
+            if self.core.state is not SessionState.CLOSED:
+                if code == act.WS_1000_NORMAL or channel.closed_by_server:
+                    self.core.end_reason = self.core.end_reason or "client_closed"
+                    self.execute(self.core.close(act.WS_1000_NORMAL, "client closed"))
+                else:
+                    self.execute(self.core.client_detached(time.monotonic()))
+                    self.log.info("client_detached", code=code, grace_s=self.core.limits.resume_grace_s)
+        return code
+
+    def _client_frame(self, text: str) -> None:
+        self.execute(self.core.client_text(text, time.monotonic()))
+        self.metrics.count_event("client", self.core.last_client_type)
+
+    def _client_binary(self) -> None:
+        self.execute(self.core.client_binary(time.monotonic()))
+        self.metrics.count_event("client", self.core.last_client_type)
+
+    # ---- time, tools and checkpoints ----------------------------------------------------------------------
     async def _timer(self) -> None:
         while True:
             delay = max(0.0, min(self.core.next_deadline() - time.monotonic(), 1.0))
@@ -284,7 +306,6 @@ class SessionRunner:
             self.metrics.count_audio("output", (sent_out - last_out) / 48000.0)
         self._reported_audio = (sent_in, sent_out)
 
-    # ---- tools and checkpoints ----------------------------------------------------------------------------
     async def _tool(self, call: RunTool) -> None:
         if self.run_tool is None:
             output = dumps({"error": f"tool '{call.name}' is not available"})
