@@ -65,19 +65,10 @@ def scenario() -> dict[str, Any]:
 # Metrics this traffic cannot move, and why; their quantiles stay NaN. Keep this list tiny: a metric that starts
 # returning data fails the test, so it leaves this list as soon as the worker records it.
 NO_DATA_YET = {
-    "resume_duration_seconds": "this traffic resumes no session, and no worker code counts a resume yet",
+    "resume_duration_seconds": "this traffic resumes no session (the resume tests cover that metric's source)",
     "drain_duration_seconds": "a worker observes it while exiting, after its last scrape",
 }
-# Bugs this test found, each proved by a strict xfail below; delete the entry when its test starts passing.
-UPSTREAM_FIRST_AUDIO_BUG = (
-    "the core never emits the upstream_first_audio measure the runner observes (response_created_at is set "
-    "and never read), so voicefleet_upstream_first_audio_seconds stays empty on a real fleet"
-)
-REDIS_UP_BUG = (
-    "a running worker never sets voicefleet_redis_up, so it stays 0 and VoicefleetRedisDown fires on every "
-    "healthy fleet (the in-memory store too) until the worker reports its store's health"
-)
-KNOWN_BUGS = {"upstream_first_audio_seconds": UPSTREAM_FIRST_AUDIO_BUG}
+KNOWN_BUGS: dict[str, str] = {}
 # The latency alert compares against a time threshold; this test asserts no timing beyond the bucket check.
 TIMING_ALERTS = {"VoicefleetTurnLatencyHigh"}
 
@@ -297,7 +288,6 @@ def test_every_panel_and_rule_expression_returns_data(fleet_run: FleetRun) -> No
     assert not moved, f"these now return data; remove their metric from NO_DATA_YET: {moved}"
 
 
-@pytest.mark.xfail(strict=True, reason=UPSTREAM_FIRST_AUDIO_BUG)
 def test_workers_record_upstream_time_to_first_audio(fleet_run: FleetRun) -> None:
     # Every turn got audio from upstream, and the fixture waited until every turn was scraped.
     observed = scalar(fleet_run.prometheus, "sum(voicefleet_upstream_first_audio_seconds_count)")
@@ -307,9 +297,7 @@ def test_workers_record_upstream_time_to_first_audio(fleet_run: FleetRun) -> Non
 @pytest.mark.parametrize(
     "alert",
     [
-        pytest.param(e, id=e.name, marks=[pytest.mark.xfail(strict=True, reason=REDIS_UP_BUG)])
-        if e.name == "VoicefleetRedisDown"
-        else pytest.param(e, id=e.name)
+        pytest.param(e, id=e.name)
         for e in every_expression(RULES_DIR)
         if not e.expects_data and e.name not in TIMING_ALERTS
     ],

@@ -251,3 +251,13 @@ def test_audio_buffer_limit_refuses_appends_until_the_buffer_is_committed() -> N
     assert to_client(out)[0]["error"]["code"] == "input_audio_buffer_too_large"
     core.upstream_text(frame("input_audio_buffer.committed", item_id="u1"), 1.1)
     assert to_upstream(core.client_text(frame("input_audio_buffer.append", audio=audio_b64(40)), 1.2))
+
+
+def test_upstream_time_to_first_audio_and_audio_volume_are_measured() -> None:
+    core = make_session()
+    ready(core)
+    core.upstream_text(frame("response.created", response={"id": "resp_1"}), 5.0)
+    out = core.upstream_text(delta("a1", 100), 5.2)
+    (first,) = [a for a in out if isinstance(a, Measure) and a.name == "upstream_first_audio"]
+    assert abs(first.value - 0.2) < 1e-9
+    assert core.output_audio_bytes == 4800

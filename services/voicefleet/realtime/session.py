@@ -283,8 +283,13 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
         if self.speech_stopped_at is not None:
             out.append(Measure("turn_latency", now - self.speech_stopped_at))
             self.speech_stopped_at = None
+        if self.response_created_at is not None:
+            out.append(Measure("upstream_first_audio", now - self.response_created_at))
+            self.response_created_at = None
+        size = b64_len * 3 // 4
+        self.output_audio_bytes += size
         self.tracker.audio_sent(
-            str(item_id), response_id if isinstance(response_id, str) else None, b64_len * 3 // 4, now
+            str(item_id), response_id if isinstance(response_id, str) else None, size, now
         )
         out.append(self.emit(frame))
         return out

@@ -265,8 +265,14 @@ def create_app(state: WorkerState) -> Starlette:
         state.log.info(
             "worker_started", upstream=state.settings.upstream_url, tools=sorted(state.tools.tools)
         )
-        yield
-        await state.store.close()
+        background = [asyncio.create_task(state.keep_store()), asyncio.create_task(state.serve_handovers())]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await state.store.close()
 
     app = Starlette(
         routes=[
