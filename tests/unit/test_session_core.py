@@ -56,6 +56,7 @@ def test_client_sees_session_created_with_policy_applied_then_fleet_session() ->
         "resume_token": "token-1",
         "resumed": False,
         "replayed": 0,
+        "seq": 2,
     }
     assert [a.seq for a in out if isinstance(a, SendClient)] == [1, 2]
     assert core.state is SessionState.ACTIVE

@@ -55,6 +55,7 @@ class ContinuityHandlers:
     conversation: ConversationLog
     tools: ToolCoordinator
     ring: deque[tuple[int, str]]
+    seq: int
     effective_session: dict[str, Any]
     active_response: str | None
     draining: bool
@@ -260,6 +261,7 @@ class ContinuityHandlers:
             "resume_token": self.resume_token,
             "resumed": True,
             "replayed": replayed,
+            "seq": self.seq + 1,  # this event's own number: a client that counted the same has lost nothing
         }
         out.append(self.emit_event(fleet_session))
         return out

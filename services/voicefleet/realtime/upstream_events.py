@@ -175,6 +175,7 @@ class UpstreamHandlers:
             "resume_token": self.resume_token,
             "resumed": self.identity.resumed,
             "replayed": self.replayed,
+            "seq": self.seq + 1,  # this event's own number: a client that counted the same has lost nothing
         }
         return [self.emit(self._redacted(created)), self.emit_event(fleet_session), Checkpoint("started")]
 
@@ -325,8 +326,12 @@ class UpstreamHandlers:
     # ---- conversation record ------------------------------------------------------------------------------
     def _item_done(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
         item = event.get("item")
-        if isinstance(item, dict):
-            self.conversation.item_done(item)
+        if not isinstance(item, dict):
+            return [self.emit(frame)]
+        self.conversation.item_done(item)
+        if item.get("role") == "user" or item.get("type") == "function_call_output":
+            # The user's side of a turn is written when it is final, so a worker lost mid-reply loses no input.
+            return [self.emit(frame), Checkpoint("input")]
         return [self.emit(frame)]
 
     def _transcript(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
