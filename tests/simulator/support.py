@@ -95,3 +95,15 @@ def types(outputs: list[Output]) -> list[str]:
 
 def of_type(outputs: list[Output], name: str) -> list[dict[str, Any]]:
     return [o for o in outputs if not isinstance(o, CloseConnection) and o["type"] == name]
+
+
+def step_until(driver: SessionDriver, event_type: str, limit_s: float = 120.0) -> list[Output]:
+    """Advance deadline by deadline until an event of `event_type` comes out; fails if it never does."""
+    out: list[Output] = []
+    horizon = driver.now + limit_s
+    while not of_type(out, event_type):
+        deadline = driver.session.next_deadline()
+        assert deadline is not None and deadline <= horizon, f"no {event_type} within {limit_s} s"
+        driver.now = max(driver.now, deadline)
+        out.extend(driver.session.drain(driver.now))
+    return out

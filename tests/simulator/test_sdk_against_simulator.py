@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from openai import AsyncOpenAI
+from openai.types.realtime import ConversationItemInputAudioTranscriptionCompletedEvent
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
@@ -23,6 +24,7 @@ from .support import serve_simulator
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 QUESTION = "What is the weather like in Paris today?"
+COMPLETED = "conversation.item.input_audio_transcription.completed"
 
 
 def sdk_client(address: str, key: str = "sk-test") -> AsyncOpenAI:
@@ -72,6 +74,36 @@ async def test_voice_turn_with_server_vad() -> None:
         assert done.usage.output_token_details.audio_tokens > 0
         transcript = next(e for e in events if e.type == "response.output_audio_transcript.done").transcript
         assert "simulator" in transcript
+
+
+async def test_input_transcription_of_a_voice_turn_reaches_the_sdk_and_stays_on_the_item() -> None:
+    scenario = scenario_from_dict({"turns": [{"user_text": QUESTION, "say": "You asked about Paris."}]})
+    config = SimulatorConfig(scenario=scenario, pacing=AudioPacing(speed_factor=20.0))
+    async with (
+        serve_simulator(config) as address,
+        sdk_client(address).realtime.connect(model="gpt-realtime") as conn,
+    ):
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "gpt-4o-mini-transcribe"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}})  # fmt: skip
+        await send_speech(conn, make_speech_pcm(QUESTION, lead_silence_ms=500, tail_silence_ms=900))
+        events: list[Any] = []
+        # Transcription runs beside the response, so wait for both, in whichever order they come.
+        while not {COMPLETED, "rate_limits.updated"} <= {e.type for e in events}:
+            events.append(await conn.recv())
+        committed = next(e for e in events if e.type == "input_audio_buffer.committed")
+        completed = next(e for e in events if e.type == COMPLETED)
+        assert isinstance(completed, ConversationItemInputAudioTranscriptionCompletedEvent)
+        assert completed.item_id == committed.item_id and completed.content_index == 0
+        assert completed.transcript == QUESTION
+        assert completed.usage.type == "tokens" and completed.usage.input_token_details is not None
+        assert completed.usage.input_token_details.audio_tokens
+        deltas = [e for e in events if e.type == "conversation.item.input_audio_transcription.delta"]
+        assert "".join(d.delta for d in deltas) == QUESTION
+
+        await conn.conversation.item.retrieve(item_id=committed.item_id)
+        retrieved = (await events_until(conn, "conversation.item.retrieved", []))[-1].item
+        assert retrieved.role == "user" and retrieved.content[0].transcript == QUESTION
 
 
 async def test_function_call_scenario_reaches_the_tool_output() -> None:

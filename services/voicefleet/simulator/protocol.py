@@ -17,6 +17,11 @@ def new_id(prefix: str, length: int = 21) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
+def obfuscation() -> str:
+    """The random padding OpenAI adds to text deltas (varying length); relays must pass it through."""
+    return secrets.token_urlsafe(6)[: 2 + secrets.randbelow(8)]
+
+
 def event(event_type: str, **fields: Any) -> ServerEvent:
     """A server event; every one carries its own `event_id` (type first, as OpenAI writes it)."""
     return {"type": event_type, "event_id": new_id("event_"), **fields}

@@ -8,7 +8,6 @@ describes (done events for open parts and items, then `response.done` with statu
 from __future__ import annotations
 
 import base64
-import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 from voicefleet.audio.formats import bytes_per_ms
 from voicefleet.simulator.config import AudioPacing
 from voicefleet.simulator.conversation import Conversation, StoredItem, public_item
-from voicefleet.simulator.protocol import ServerEvent, event, new_id
+from voicefleet.simulator.protocol import ServerEvent, event, new_id, obfuscation
 from voicefleet.simulator.scenario import FunctionCallStep
 from voicefleet.simulator.usage import InputTokens, text_tokens, usage
 
@@ -41,11 +40,6 @@ class ResponsePlan:
     """None for an out-of-band response (`conversation: "none"`): nothing is written to the conversation."""
     max_output_tokens: Any = "inf"
     metadata: Any = None
-
-
-def _obfuscation() -> str:
-    # OpenAI pads text deltas with a random field of varying length; relays must pass it through.
-    return secrets.token_urlsafe(6)[: 2 + secrets.randbelow(8)]
 
 
 class ResponseStream:
@@ -79,6 +73,11 @@ class ResponseStream:
         self._pending: list[ServerEvent] = [event("response.created", response=self._response("in_progress"))]
 
     # ---- public ------------------------------------------------------------------------------------------
+    @property
+    def audio_ms_sent(self) -> float:
+        """Reply audio sent so far: what the client has to play (the idle timeout waits for it)."""
+        return self._audio_ms_sent
+
     def next_due(self) -> float | None:
         if self._pending:
             return float("-inf")
@@ -163,7 +162,7 @@ class ResponseStream:
                 delta = ("" if first else " ") + " ".join(words)
                 self._written += delta
                 out.append(event("response.output_audio_transcript.delta", **self._ids(), content_index=0,
-                                 delta=delta, obfuscation=_obfuscation()))  # fmt: skip
+                                 delta=delta, obfuscation=obfuscation()))  # fmt: skip
             ms = len(piece) / bytes_per_ms(self.plan.audio_format["type"])
             self._audio_ms_sent += ms
             if self._open_stored is not None:
@@ -179,7 +178,7 @@ class ResponseStream:
         def step() -> list[ServerEvent]:
             self._written += delta
             return [event("response.output_text.delta", **self._ids(), content_index=0, delta=delta,
-                          obfuscation=_obfuscation())]  # fmt: skip
+                          obfuscation=obfuscation())]  # fmt: skip
 
         return step
 

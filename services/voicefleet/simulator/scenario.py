@@ -3,12 +3,16 @@
 ```yaml
 default_reply: "Sure, I can help with that."
 turns:
-  - function_call: {name: get_weather, arguments: {city: Paris}}
+  - user_text: "What is the weather in Paris?"
+    function_call: {name: get_weather, arguments: {city: Paris}}
   - say: "The forecast says {function_output}."
 ```
 Each response (in the default conversation) takes the next turn; when they run out, `default_reply` is spoken.
 `{function_output}` is replaced by the output of the latest `function_call_output` item, `{user_text}` by the
 latest user text, so a test can check that a tool result really reached the model.
+
+There is no speech recogniser: a turn's `user_text` is what the user is taken to have said in the audio committed
+before that turn's response. It becomes that item's input transcription and the `{user_text}` value.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class FunctionCallStep:
 class ScriptedTurn:
     say: str | None = None
     function_call: FunctionCallStep | None = None
+    user_text: str | None = None
+    """The words of the user audio this turn answers (None: the transcript names the audio length instead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,31 @@ class Scenario:
 
     def turn(self, index: int) -> ScriptedTurn:
         return self.turns[index] if index < len(self.turns) else ScriptedTurn(say=self.default_reply)
+
+
+class ScriptCursor:
+    """Where a session is in its scenario: the turn of the next response, and whether its user_text was heard."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self._scenario = scenario
+        self._index = 0
+        self._heard_index = -1
+
+    def next_turn(self) -> ScriptedTurn:
+        turn = self._scenario.turn(self._index)
+        self._index += 1
+        return turn
+
+    def hear_user(self) -> str | None:
+        """The scripted words of user audio just committed: the upcoming turn's `user_text`, once.
+
+        A second commit before that turn's response (create_response off, or a response still running) is
+        other speech, so it gets no scripted words rather than a copy of the first one's.
+        """
+        if self._heard_index == self._index:
+            return None
+        self._heard_index = self._index
+        return self._scenario.turn(self._index).user_text
 
 
 @dataclass(slots=True)
@@ -70,8 +101,10 @@ def _turn_from_dict(raw: Any, index: int) -> ScriptedTurn:
         step = FunctionCallStep(
             call["name"], arguments if isinstance(arguments, str) else json.dumps(arguments)
         )
-    say = raw.get("say")
-    return ScriptedTurn(say=str(say) if say is not None else None, function_call=step)
+    say, user_text = raw.get("say"), raw.get("user_text")
+    if user_text is not None and not isinstance(user_text, str):
+        raise ValueError(f"turn {index + 1}: user_text must be a string")
+    return ScriptedTurn(say=str(say) if say is not None else None, function_call=step, user_text=user_text)
 
 
 def scenario_from_dict(data: Any) -> Scenario:

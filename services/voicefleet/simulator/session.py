@@ -6,8 +6,6 @@ returns, and calls `drain()` again at `next_deadline()`. This keeps the protocol
 
 from __future__ import annotations
 
-import base64
-import binascii
 import random
 import time
 from collections.abc import Callable
@@ -16,10 +14,10 @@ from typing import Any, Final
 
 import orjson
 
-from voicefleet.audio.formats import bytes_per_ms, encode_from_24k
+from voicefleet.audio.formats import encode_from_24k
 from voicefleet.simulator.config import SimulatorConfig
-from voicefleet.simulator.conversation import Conversation, StoredItem, public_item
-from voicefleet.simulator.input_audio import InputAudioBuffer, SpeechStarted
+from voicefleet.simulator.conversation import Conversation, public_item
+from voicefleet.simulator.input_turns import InputTurns
 from voicefleet.simulator.latency import profile
 from voicefleet.simulator.protocol import (
     ProtocolError,
@@ -30,7 +28,7 @@ from voicefleet.simulator.protocol import (
     unknown_parameter,
 )
 from voicefleet.simulator.response_stream import ResponsePlan, ResponseStream
-from voicefleet.simulator.scenario import TemplateValues, render
+from voicefleet.simulator.scenario import ScriptCursor, TemplateValues, render
 from voicefleet.simulator.session_config import apply_session_update, default_session, validate_format
 from voicefleet.simulator.session_items import validate_item
 from voicefleet.simulator.usage import TokenRateWindow, count_input
@@ -54,7 +52,6 @@ _RESPONSE_FIELDS: Final = frozenset(
     {"output_modalities", "instructions", "audio", "tools", "tool_choice", "parallel_tool_calls",
      "max_output_tokens", "conversation", "input", "metadata", "prompt", "reasoning"}
 )  # fmt: skip
-MIN_COMMIT_MS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +89,13 @@ class SimulatorSession:
         self.session = default_session(self.id, model, int(wall + config.max_session_s))
         self.conversation = Conversation()
         self.conversation_id = new_id("conv_")
-        self.input = InputAudioBuffer()
         self.active: ResponseStream | None = None
-        self._pending_user_item: str | None = None
-        self._turn_index = 0
+        self._script = ScriptCursor(config.scenario)
         self._template = TemplateValues()
         self._rate_window = TokenRateWindow()
         self._last_input_tokens = 0
         self._outbox: list[Output] = [event("session.created", session=self.session)]
+        self.turns = InputTurns(self.conversation, self._script, self._template, self._push, self)
         faults = config.faults
         self._close_at = now + faults.close_after_s if faults.close_after_s is not None else None
         expire_after = config.max_session_s if faults.expire_after_s is None else faults.expire_after_s
@@ -108,10 +104,10 @@ class SimulatorSession:
         self._handlers: dict[str, Callable[[dict[str, Any], float], None]] = {
             "session.update": self._session_update,
             "session.close": self._session_close,
-            "input_audio_buffer.append": self._append,
-            "session.input_audio_buffer.append": self._append,
-            "input_audio_buffer.commit": self._commit,
-            "input_audio_buffer.clear": self._clear,
+            "input_audio_buffer.append": self.turns.append,
+            "session.input_audio_buffer.append": self.turns.append,
+            "input_audio_buffer.commit": self.turns.commit,
+            "input_audio_buffer.clear": self.turns.clear,
             "conversation.item.create": self._item_create,
             "conversation.item.truncate": self._item_truncate,
             "conversation.item.delete": self._item_delete,
@@ -192,6 +188,8 @@ class SimulatorSession:
             candidates.append(self._close_at)
         if self.active is not None and (due := self.active.next_due()) is not None:
             candidates.append(due)
+        if (due := self.turns.next_due()) is not None:
+            candidates.append(due)
         return min(candidates)
 
     # ---- helpers -----------------------------------------------------------------------------------------
@@ -211,11 +209,16 @@ class SimulatorSession:
     def _emit(self, event_type: str, **fields: Any) -> None:
         self._outbox.append(event(event_type, **fields))
 
+    def _push(self, server_event: ServerEvent) -> None:
+        self._outbox.append(server_event)
+
     def _pump(self, now: float) -> None:
-        """Move response events that are due into the outbox, so they keep their place before newer events."""
+        """Move response, transcription and idle-timeout events that are due into the outbox, so they keep their
+        place before newer events."""
         if self.active is not None:
             self._outbox.extend(self.active.due(now))
             self._settle(now)
+        self.turns.pump(now)
 
     def _settle(self, now: float) -> None:
         if self.active is not None and self.active.done:
@@ -224,11 +227,11 @@ class SimulatorSession:
                 "rate_limits.updated",
                 rate_limits=[self._rate_window.spend(now, usage.get("total_tokens", 0))],
             )
+            self.turns.response_finished(now, self.active.audio_ms_sent)
             self.active = None
 
     def _configure_input(self) -> None:
-        audio_in = self.session["audio"]["input"]
-        self.input.configure(audio_in["format"]["type"], audio_in["turn_detection"])
+        self.turns.configure(self.session["audio"]["input"])
 
     # ---- session -----------------------------------------------------------------------------------------
     def _session_update(self, data: dict[str, Any], now: float) -> None:
@@ -243,83 +246,9 @@ class SimulatorSession:
     def _session_close(self, data: dict[str, Any], now: float) -> None:
         self._outbox.append(CloseConnection(1000, ""))
 
-    # ---- input audio -------------------------------------------------------------------------------------
-    def _append(self, data: dict[str, Any], now: float) -> None:
-        audio = data.get("audio")
-        try:
-            if not isinstance(audio, str):
-                raise ValueError
-            chunk = base64.b64decode(audio, validate=True)
-        except (ValueError, binascii.Error):
-            raise ProtocolError(
-                "invalid_value",
-                "Invalid 'audio'. Expected base64-encoded audio bytes (mono PCM16 at 24kHz) but got an invalid value.",
-                "audio",
-            ) from None
-        for turn in self.input.append(chunk):
-            if isinstance(turn, SpeechStarted):
-                self._speech_started(turn.audio_start_ms, now)
-            else:
-                self._speech_stopped(turn.audio_end_ms, now)
-
-    def _turn_detection(self) -> dict[str, Any] | None:
-        detection: dict[str, Any] | None = self.session["audio"]["input"]["turn_detection"]
-        return detection
-
-    def _speech_started(self, audio_start_ms: int, now: float) -> None:
-        self._pending_user_item = new_id("item_")
-        self._emit(
-            "input_audio_buffer.speech_started",
-            audio_start_ms=audio_start_ms,
-            item_id=self._pending_user_item,
-        )
-        detection = self._turn_detection() or {}
-        if self.active is not None and detection.get("interrupt_response", True):
-            self._outbox.extend(self.active.cancel("turn_detected"))
-            self._settle(now)
-
-    def _speech_stopped(self, audio_end_ms: int, now: float) -> None:
-        item_id = self._pending_user_item or new_id("item_")
-        self._pending_user_item = None
-        self._emit("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
-        audio = self.input.take(None, audio_end_ms)
-        self._commit_user_audio(item_id, audio)
-        if (self._turn_detection() or {}).get("create_response", True) and self.active is None:
-            self._start_response(None, now)
-
-    def _commit(self, data: dict[str, Any], now: float) -> None:
-        buffered = self.input.buffered_ms
-        if buffered < MIN_COMMIT_MS:
-            raise ProtocolError(
-                "input_audio_buffer_commit_empty",
-                "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
-                f"but buffer only has {buffered:.2f}ms of audio.",
-            )
-        item_id = self._pending_user_item or new_id("item_")
-        self._pending_user_item = None
-        audio = self.input.take()
-        self.input.committed_manually()
-        self._commit_user_audio(item_id, audio)
-
-    def _commit_user_audio(self, item_id: str, audio: bytes) -> None:
-        item = {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed",
-                "role": "user", "content": [{"type": "input_audio", "transcript": None}]}  # fmt: skip
-        stored = StoredItem(
-            item=item, audio=bytearray(audio), audio_ms=len(audio) / bytes_per_ms(self.input.format_type)
-        )
-        previous = self.conversation.insert(stored)
-        self._emit("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
-        self._emit("conversation.item.added", previous_item_id=previous, item=public_item(item))
-        self._emit("conversation.item.done", previous_item_id=previous, item=public_item(item))
-
-    def _clear(self, data: dict[str, Any], now: float) -> None:
-        self.input.clear()
-        self._pending_user_item = None
-        self._emit("input_audio_buffer.cleared")
-
     # ---- conversation items ------------------------------------------------------------------------------
     def _item_create(self, data: dict[str, Any], now: float) -> None:
-        stored = validate_item(data.get("item"), self.conversation, self.input.format_type)
+        stored = validate_item(data.get("item"), self.conversation, self.turns.buffer.format_type)
         previous = self.conversation.insert(stored, data.get("previous_item_id"))
         item = stored.item
         if item["type"] == "function_call_output":
@@ -369,10 +298,22 @@ class SimulatorSession:
     def _item_retrieve(self, data: dict[str, Any], now: float) -> None:
         item_id = str(data.get("item_id"))
         self._emit(
-            "conversation.item.retrieved", item=self.conversation.retrieved(item_id, self.input.format_type)
+            "conversation.item.retrieved",
+            item=self.conversation.retrieved(item_id, self.turns.buffer.format_type),
         )
 
-    # ---- responses ---------------------------------------------------------------------------------------
+    # ---- responses (the Responder that input turns drive) -------------------------------------------------
+    def response_active(self) -> bool:
+        return self.active is not None
+
+    def interrupt(self, now: float) -> None:
+        if self.active is not None:
+            self._outbox.extend(self.active.cancel("turn_detected"))
+            self._settle(now)
+
+    def respond(self, now: float) -> None:
+        self._start_response(None, now)
+
     def _response_create(self, data: dict[str, Any], now: float) -> None:
         if self.active is not None:
             raise ProtocolError(
@@ -407,13 +348,11 @@ class SimulatorSession:
         if "format" in given_out:
             audio_out["format"] = validate_format(given_out["format"], "response.audio.output.format")
         audio_out["voice"] = given_out.get("voice", audio_out["voice"])
-        scenario = self._config.scenario
         turn_say: str | None
         if out_of_band:
-            turn_say, call = scenario.default_reply, None
+            turn_say, call = self._config.scenario.default_reply, None
         else:
-            turn = scenario.turn(self._turn_index)
-            self._turn_index += 1
+            turn = self._script.next_turn()
             turn_say, call = turn.say, turn.function_call
         text = render(turn_say, self._template) if turn_say is not None else None
         audio = b""
@@ -438,4 +377,5 @@ class SimulatorSession:
             input_tokens=inputs,
             cached_tokens=cached,
         )
+        self.turns.response_started()
         self._outbox.extend(self.active.due(now))

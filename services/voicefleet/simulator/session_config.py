@@ -41,6 +41,12 @@ _SERVER_VAD_KEYS: Final = frozenset(
      "idle_timeout_ms"}
 )  # fmt: skip
 _SEMANTIC_VAD_KEYS: Final = frozenset({"type", "eagerness", "create_response", "interrupt_response"})
+IDLE_TIMEOUT_RANGE_MS: Final = (5000, 30000)
+TRANSCRIPTION_MODELS: Final = (
+    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize", "gpt-transcribe", "gpt-live-transcribe", "gpt-realtime-whisper",
+)  # fmt: skip
+_TRANSCRIPTION_KEYS: Final = frozenset({"model", "language", "prompt", "languages", "keywords", "delay"})
 
 
 def default_turn_detection(kind: str = "server_vad") -> dict[str, Any]:
@@ -103,6 +109,38 @@ def _check_keys(value: dict[str, Any], allowed: frozenset[str], path: str) -> No
             raise unknown_parameter(f"{path}.{key}")
 
 
+def _integer_in_range(value: Any, path: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid_type(path, "an integer")
+    if value < low:
+        raise ProtocolError(
+            "integer_below_min_value",
+            f"Invalid '{path}': integer below minimum value. Expected a value >= {low}, but got {value}.",
+            path,
+        )
+    if value > high:
+        raise ProtocolError(
+            "integer_above_max_value",
+            f"Invalid '{path}': integer above maximum value. Expected a value <= {high}, but got {value}.",
+            path,
+        )
+    return value
+
+
+def validate_transcription(value: Any, path: str) -> dict[str, Any] | None:
+    """`audio.input.transcription`: null (off) or a model and its options (the SDK types `model` as optional)."""
+    if value is None:
+        return None
+    config = _require_object(value, path)
+    _check_keys(config, _TRANSCRIPTION_KEYS, path)
+    if "model" in config and config["model"] not in TRANSCRIPTION_MODELS:
+        raise invalid_value(f"{path}.model", config["model"], TRANSCRIPTION_MODELS)
+    for key in ("language", "prompt"):
+        if key in config and not isinstance(config[key], str):
+            raise invalid_type(f"{path}.{key}", "a string")
+    return copy.deepcopy(config)
+
+
 def validate_format(value: Any, path: str) -> dict[str, Any]:
     """An audio format object; PCM is 24 kHz only (GA), G.711 has no rate."""
     fmt = _require_object(value, path)
@@ -113,21 +151,7 @@ def validate_format(value: Any, path: str) -> dict[str, Any]:
     if kind not in FORMAT_TYPES:
         raise invalid_value(f"{path}.type", kind, FORMAT_TYPES)
     if kind == PCM:
-        rate = fmt.get("rate", 24000)
-        if not isinstance(rate, int):
-            raise invalid_type(f"{path}.rate", "an integer")
-        if rate < 24000:
-            raise ProtocolError(
-                "integer_below_min_value",
-                f"Invalid '{path}.rate': integer below minimum value. Expected a value >= 24000, but got {rate}.",
-                f"{path}.rate",
-            )
-        if rate > 24000:
-            raise ProtocolError(
-                "integer_above_max_value",
-                f"Invalid '{path}.rate': integer above maximum value. Expected a value <= 24000, but got {rate}.",
-                f"{path}.rate",
-            )
+        _integer_in_range(fmt.get("rate", 24000), f"{path}.rate", 24000, 24000)
         return {"type": PCM, "rate": 24000}
     return {"type": kind}
 
@@ -148,6 +172,8 @@ def merge_turn_detection(current: dict[str, Any] | None, update: Any, path: str)
     for name in ("prefix_padding_ms", "silence_duration_ms"):
         if name in merged and (not isinstance(merged[name], int) or merged[name] < 0):
             raise invalid_type(f"{path}.{name}", "a non-negative integer")
+    if merged.get("idle_timeout_ms") is not None:
+        _integer_in_range(merged["idle_timeout_ms"], f"{path}.idle_timeout_ms", *IDLE_TIMEOUT_RANGE_MS)
     return merged
 
 
@@ -165,9 +191,12 @@ def _merge_audio(current: dict[str, Any], update: Any) -> dict[str, Any]:
             target["turn_detection"] = merge_turn_detection(
                 target["turn_detection"], given["turn_detection"], "session.audio.input.turn_detection"
             )
-        for key in ("transcription", "noise_reduction"):
-            if key in given:
-                target[key] = given[key]
+        if "transcription" in given:
+            target["transcription"] = validate_transcription(
+                given["transcription"], "session.audio.input.transcription"
+            )
+        if "noise_reduction" in given:
+            target["noise_reduction"] = given["noise_reduction"]
     if "output" in update:
         given = _require_object(update["output"], "session.audio.output")
         _check_keys(given, _OUTPUT_KEYS, "session.audio.output")

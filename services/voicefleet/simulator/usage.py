@@ -88,3 +88,17 @@ class TokenRateWindow:
             "remaining": max(0, self.limit - used),
             "reset_seconds": round(used / (self.limit / 60.0), 3),
         }
+
+
+def transcription_usage(audio_ms: float, prompt: str, transcript: str) -> dict[str, Any]:
+    """`usage` of `input_audio_transcription.completed`: billed by the transcription model, not the realtime one."""
+    audio = round(audio_ms / 1000 * INPUT_AUDIO_TOKENS_PER_S)
+    text = text_tokens(prompt)
+    output = text_tokens(transcript)
+    return {
+        "type": "tokens",
+        "input_tokens": text + audio,
+        "output_tokens": output,
+        "total_tokens": text + audio + output,
+        "input_token_details": {"text_tokens": text, "audio_tokens": audio},
+    }
