@@ -168,6 +168,7 @@ class UpstreamHandlers:
             return notice
         self.activated = True
         self.restoring = False
+        shown = self.emit(self._redacted(created))
         fleet_session = {
             "type": "fleet.session",
             "event_id": new_event_id(),
@@ -177,7 +178,7 @@ class UpstreamHandlers:
             "replayed": self.replayed,
             "seq": self.seq + 1,  # this event's own number: a client that counted the same has lost nothing
         }
-        return [self.emit(self._redacted(created)), self.emit_event(fleet_session), Checkpoint("started")]
+        return [shown, self.emit_event(fleet_session), Checkpoint("started")]
 
     def _apply_effective(self, session: dict[str, Any]) -> None:
         self.effective_session = session
