@@ -67,6 +67,9 @@ class Settings:
     vad_threshold: float = 0.5
     vad_prefix_padding_ms: int = 300
     vad_silence_duration_ms: int = 500
+    input_transcription_model: str = "gpt-4o-mini-transcribe"
+    """Transcribe what users say (billed separately by OpenAI). The text is what a session is rebuilt from on a
+    fresh upstream, since audio cannot be replayed; empty turns it off (a rebuilt session then lacks user turns)."""
     tools: str = ""
     """Python module whose ``@tool`` functions run server-side (``package.module``)."""
     tool_timeout_s: float = 10.0

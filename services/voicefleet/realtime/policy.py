@@ -26,6 +26,7 @@ class PolicyDefaults:
     vad_threshold: float
     vad_prefix_padding_ms: int
     vad_silence_duration_ms: int
+    input_transcription_model: str = ""
 
 
 def default_session(defaults: PolicyDefaults, tools: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -49,6 +50,8 @@ def default_session(defaults: PolicyDefaults, tools: Sequence[dict[str, Any]] = 
             "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": defaults.voice},
         },
     }
+    if defaults.input_transcription_model:
+        session["audio"]["input"]["transcription"] = {"model": defaults.input_transcription_model}
     if tools:
         session["tools"] = [dict(t) for t in tools]
         session["tool_choice"] = "auto"

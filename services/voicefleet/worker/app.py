@@ -66,6 +66,7 @@ class WorkerState:
                     vad_threshold=settings.vad_threshold,
                     vad_prefix_padding_ms=settings.vad_prefix_padding_ms,
                     vad_silence_duration_ms=settings.vad_silence_duration_ms,
+                    input_transcription_model=settings.input_transcription_model,
                 ),
                 self.tools.specs(),
             ),
@@ -128,7 +129,10 @@ class WorkerState:
                 ok = False
                 self.metrics.count_redis_failure("heartbeat")
             if ok and not self.store_ok:
-                self.log.info("store_back")
+                # The store may have restarted empty: write every live session again, not only failed writes.
+                self.log.info("store_back", sessions=len(self.sessions))
+                for session in self.sessions.values():
+                    session.checkpoint_owed = True
             self.store_ok = ok
             self.metrics.set_redis_up(ok)
             if ok:
