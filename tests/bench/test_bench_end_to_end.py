@@ -22,7 +22,13 @@ pytestmark = [
 
 def test_a_tiny_run_reports_every_path_with_turns_and_no_errors() -> None:
     options = SuiteOptions(
-        sessions=2, duration_s=3.0, repeats=1, paths=("direct", "worker", "raw"), idle_sessions=2, turns=1
+        sessions=2,
+        duration_s=3.0,
+        repeats=1,
+        paths=("direct", "worker", "raw"),
+        idle_sessions=2,
+        turns=1,
+        warm=False,
     )
     summary = run_suite(options, log=lambda _: None)
     for path in ("direct", "worker", "raw"):
@@ -46,7 +52,7 @@ def test_the_command_writes_json_and_a_benchmarks_file(tmp_path: Path) -> None:
     out, doc = tmp_path / "bench.json", tmp_path / "BENCHMARKS.md"
     args = parser.parse_args(
         ["-k", "1", "-t", "2", "--turns", "1", "--repeat", "1", "--paths", "direct,worker",
-         "--idle-sessions", "0", "--json", str(out), "--write", str(doc)]
+         "--idle-sessions", "0", "--no-warm", "--json", str(out), "--write", str(doc)]
     )  # fmt: skip
     assert command.run(args) == 0
     result = json.loads(out.read_text())

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--no-stagger", action="store_true", help="start every session at once")
     parser.add_argument("--seed", type=int, default=7, help="simulator latency seed")
+    parser.add_argument(
+        "--no-warm", action="store_true", help="skip the warm-up turn on each simulator (quick smoke runs)"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
     parser.add_argument(
         "--write", type=Path, default=None, metavar="FILE", help="(re)generate a BENCHMARKS.md from this run"
@@ -89,6 +92,7 @@ def options_from(args: argparse.Namespace) -> SuiteOptions:
         turns=args.turns,
         py_spy=args.py_spy,
         seed=args.seed,
+        warm=not args.no_warm,
     )
 
 
@@ -124,5 +128,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"bench: wrote {args.write}", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(_clean(result), indent=2) + "\n")
-    errors = result.get("errors") or result.get("median", {}).get("worker", {}).get("errors")
-    return 1 if errors else 0
+    # Errors seen under load are findings, reported in the tables; only a --target run fails on them, so a
+    # script can use it as a smoke test.
+    return 1 if args.target and result.get("errors") else 0

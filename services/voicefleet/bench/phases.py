@@ -35,6 +35,8 @@ class Rig:
     work_dir: Path
     profile: str = "none"
     seed: int = 7
+    warm: bool = True
+    """Run one turn on each new simulator before measuring (its first reply runs espeak-ng)."""
     vad_offset: int | None = None
     """Appends between audio_end_ms and the VAD's decision; calibrated by the first phase (direct, light)."""
     simulator: procs.Managed | None = None
@@ -52,7 +54,16 @@ class Rig:
         assert self.simulator is not None
         return f"ws://127.0.0.1:{self.simulator.port}/v1/realtime"
 
+    def restart_simulator(self, audio: SpeechTurn) -> None:
+        """A fresh simulator per phase: it keeps a record of every session it served, and a long-lived one
+        slows down as that record grows (seen as P99s climbing run after run), which would bill later phases."""
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+        self.start_simulator(audio)
+
     def start_simulator(self, audio: SpeechTurn) -> None:
+        self._log_offset = self.event_log.stat().st_size if self.event_log.exists() else 0
         port = procs.free_port()
         command = procs.voicefleet_command(
             "simulator",
@@ -68,6 +79,8 @@ class Rig:
         self.simulator = procs.start(
             "simulator", command, port, cores_=self.placement.load, log_dir=self.work_dir
         )
+        if not self.warm:
+            return
         # The first reply synthesizes speech (a subprocess); keep that out of every measured phase.
         warm = LoadPlan(self.simulator_url() + "?model=gpt-realtime", 1, 20.0, turns=1, tag="warm")
         asyncio.run(run_load(warm, audio))
@@ -159,6 +172,7 @@ def run_phase(
     stagger: bool = True,
     turns: int | None = None,
 ) -> dict[str, Any]:
+    rig.restart_simulator(audio)
     subject = rig.start_subject(path)
     try:
         url = target_url(rig, subject)
@@ -228,6 +242,7 @@ def summarize_phase(
 
 def idle_memory(rig: Rig, path: str, audio: SpeechTurn, sessions: int, hold_s: float = 4.0) -> dict[str, Any]:
     """RSS growth of the process under test per open session that sends nothing."""
+    rig.restart_simulator(audio)
     subject = rig.start_subject(path)
     assert subject is not None
     try:

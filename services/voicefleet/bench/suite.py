@@ -41,6 +41,7 @@ class SuiteOptions:
     turns: int | None = None
     py_spy: bool = False
     seed: int = 7
+    warm: bool = True
 
 
 def machine_facts(placement: procs.Placement) -> dict[str, Any]:
@@ -129,7 +130,13 @@ def summarize(
         path: figures.get(path, {}).get("CPU ms per session-s", math.nan)
         for path in ("worker", "raw", "naive")
     }
+    direct = figures.get("direct", {})
+    load_side = direct.get("core share", 0.0) + direct.get("load-gen core share", 0.0)
     warnings = [
+        f"the load side (generator + simulator) used {load_side:.0%} of its core on the direct path: "
+        "latency percentiles then include its queueing, on every path"
+    ] * (load_side > phases.BOTTLENECK_SHARE)
+    warnings += [
         f"the load generator used more than {phases.BOTTLENECK_SHARE:.0%} of its core on the {path} path: "
         "its figures may measure the generator"
         for path, f in figures.items()
@@ -160,9 +167,8 @@ def run_suite(options: SuiteOptions, log: Any = print) -> dict[str, Any]:
     idle: dict[str, list[float]] = {}
     extras: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="voicefleet-bench-") as work:
-        rig = phases.Rig(placement, Path(work), profile=options.profile, seed=options.seed)
+        rig = phases.Rig(placement, Path(work), profile=options.profile, seed=options.seed, warm=options.warm)
         try:
-            rig.start_simulator(audio)
             for repeat in range(options.repeats):
                 run = []
                 for path in options.paths:
@@ -209,14 +215,13 @@ def _latency(
     placement: procs.Placement, work: Path, audio: SpeechTurn, options: SuiteOptions, log: Any
 ) -> dict[str, Any]:
     assert options.latency_profile is not None
-    rig = phases.Rig(placement, work, profile=options.latency_profile, seed=options.seed)
+    rig = phases.Rig(placement, work, profile=options.latency_profile, seed=options.seed, warm=options.warm)
     result: dict[str, Any] = {
         "profile": options.latency_profile,
         "sessions": options.latency_sessions,
         "duration_s": options.latency_duration_s,
     }
     try:
-        rig.start_simulator(audio)
         for path in ("direct", "worker"):
             log(
                 f"latency table: {path}, {options.latency_sessions} sessions, "
