@@ -109,8 +109,8 @@ def test_rotation_happens_silently_at_a_turn_boundary_before_the_cap() -> None:
     core.upstream_text(frame("response.created", response={"id": "r1"}), 5.9)
     assert _replace(core.tick(6.2)) is None  # mid-response: wait
     core.upstream_text(frame("response.done", response={"id": "r1", "status": "completed"}), 6.3)
-    assert _replace(core.tick(6.5)) is None  # transcripts of the turn may still arrive
-    rotation = core.tick(6.9)
+    assert _replace(core.tick(6.4)) is None  # transcripts of the turn may still arrive
+    rotation = core.tick(6.6)
     assert _replace(rotation) is not None and to_client(rotation) == []
     _, updated = _rebuild(core, 7.0)
     assert to_client(updated) == []

@@ -155,17 +155,23 @@ class ContinuityHandlers:
         out += [Measure("upstream_reconnect", labels={"reason": reason}), ReplaceUpstream(reason, delay)]
         return out
 
-    def rotation_due(self, now: float) -> bool:
+    def rotation_time(self) -> float | None:
+        """From when the current upstream should be replaced (at the next turn boundary), if it is up."""
+        if self.state is not SessionState.ACTIVE:
+            return None
         cap = self.limits.upstream_max_session_s
-        rotate_after = cap - min(300.0, cap * 0.25)
+        return self.upstream_opened_at + cap - min(300.0, cap * 0.25)
+
+    def rotation_due(self, now: float) -> bool:
+        rotation = self.rotation_time()
         return (
-            self.state is SessionState.ACTIVE
-            and now - self.upstream_opened_at >= rotate_after
+            rotation is not None
+            and now >= rotation
             and self.active_response is None
             and not self.tools.busy
             and not self.user_speaking
             # Late events of the last turn (input transcripts) arrive shortly after response.done.
-            and now - self.last_response_done_at >= 0.5
+            and now - self.last_response_done_at >= 0.2
         )
 
     def rotate(self, now: float) -> list[Action]:

@@ -294,8 +294,13 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
         out.append(self.emit(frame))
         return out
 
-    def next_deadline(self) -> float:
+    def next_deadline(self, now: float | None = None) -> float:
+        """When `tick` next has something to do (the runner also wakes it after turn boundaries)."""
         deadlines = [self.started_at + self.limits.max_session_s]
+        rotation = self.rotation_time()
+        if now is not None and rotation is not None:
+            settle = self.last_response_done_at + 0.2
+            deadlines += [t for t in (rotation, settle) if t > now]
         if self.detached_at is not None:
             deadlines.append(self.detached_at + self.limits.resume_grace_s)
         else:

@@ -212,6 +212,9 @@ class UpstreamHandlers:
                     self._held_created
                 )  # go on with the upstream's defaults; the log says why
             return out
+        if code == "session_expired":
+            # The upstream's own session cap: the close that follows is answered with a fresh upstream session.
+            return [Log("upstream_session_expired", {"message": error.get("message")})]
         if code == "response_cancel_not_active":
             # A cancel racing the server's own auto-cancel on barge-in: benign, never a failure for the client.
             return [Measure("cancel_race_absorbed")]

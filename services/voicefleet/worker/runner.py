@@ -39,6 +39,7 @@ from voicefleet.realtime.session import RealtimeSession
 from voicefleet.worker.channel import CLOSE, ClientChannel
 from voicefleet.worker.upstream import UpstreamConnector, UpstreamUnavailable
 
+_WAKE_TIMER_ON = frozenset({"input_audio_buffer.speech_started", "response.done"})
 ToolRunner = Callable[[str, str], Awaitable[str]]
 CheckpointWriter = Callable[[RealtimeSession, str], Awaitable[None]]
 
@@ -227,8 +228,8 @@ class SessionRunner:
                     continue
                 execute(core.upstream_text(frame, time.monotonic()))
                 count("upstream", core.last_upstream_type)
-                if core.last_upstream_type == "input_audio_buffer.speech_started":
-                    self._wake_timer.set()  # a barge-in may have scheduled a truncate
+                if core.last_upstream_type in _WAKE_TIMER_ON:
+                    self._wake_timer.set()  # a truncate may be scheduled, or a rotation may be due soon
         except websockets.ConnectionClosed:
             pass
         code = upstream.close_code or 1006
@@ -290,7 +291,8 @@ class SessionRunner:
     # ---- time, tools and checkpoints ----------------------------------------------------------------------
     async def _timer(self) -> None:
         while True:
-            delay = max(0.0, min(self.core.next_deadline() - time.monotonic(), 1.0))
+            now = time.monotonic()
+            delay = max(0.0, min(self.core.next_deadline(now) - now, 1.0))
             self._wake_timer.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_timer.wait(), timeout=delay)
