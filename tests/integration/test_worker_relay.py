@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 import websockets
 from openai import AsyncOpenAI
+from websockets.asyncio.client import connect
 
 from tests.support.processes import CLIENT_KEY, start_simulator, start_worker, worker_env
 from tests.support.realtime_client import next_event, open_session, send, stream_audio, wait_for
@@ -183,3 +185,53 @@ async def test_upstream_unreachable_gives_error_and_1011(tmp_path: Path) -> None
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
     finally:
         worker.stop()
+
+
+async def test_trailing_slash_route_is_served(relay: tuple[int, int, Path]) -> None:
+    port, _, _ = relay
+    async with await open_session(port, query="model=gpt-realtime") as ws:
+        assert (await next_event(ws))["type"] == "session.created"
+    async with connect(
+        f"ws://127.0.0.1:{port}/v1/realtime/?model=gpt-realtime",
+        additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+    ) as ws:
+        assert (await next_event(ws))["type"] == "session.created"
+
+
+async def test_a_client_that_cannot_keep_up_is_closed_with_1013(tmp_path: Path) -> None:
+    long_reply = "This answer goes on and on, sentence after sentence. " * 40
+    (tmp_path / "long.yaml").write_text(f"default_reply: {long_reply!r}\n")
+    sim, sim_port = start_simulator(
+        tmp_path, "--scenario", str(tmp_path / "long.yaml"), "--speed-factor", "50"
+    )
+    worker, port = start_worker(tmp_path, worker_env(sim_port, VOICEFLEET_CLIENT_QUEUE_FRAMES="16"))
+    try:
+        # A client that stops reading: a tiny receive buffer and a one-frame queue, so backpressure reaches the worker.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime",
+            sock=sock,
+            max_queue=1,
+            additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        ) as ws:
+            await send(ws, "response.create")
+            log = next(tmp_path.glob("worker-*.log"))
+            deadline = asyncio.get_running_loop().time() + 30
+            while "client_too_slow" not in log.read_text():  # the worker's own account, not a guess
+                assert asyncio.get_running_loop().time() < deadline, (
+                    "the worker never gave up on the slow client"
+                )
+                await asyncio.sleep(0.1)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await next_event(ws)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1013,
+            "client too slow: outbound queue full",
+        )
+    finally:
+        worker.stop()
+        sim.stop()
