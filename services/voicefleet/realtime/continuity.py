@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from voicefleet.realtime import actions as act
@@ -66,18 +67,11 @@ class ContinuityHandlers:
     user_speaking: bool
     _queued_upstream: list[str]
 
-    @property
-    def session_id(self) -> str:
-        raise NotImplementedError
-
-    def emit(self, frame: str) -> SendClient:
-        raise NotImplementedError
-
-    def emit_event(self, event: dict[str, Any]) -> SendClient:
-        raise NotImplementedError
-
-    def close(self, code: int, reason: str, checkpoint: str | None = "ended") -> list[Action]:
-        raise NotImplementedError
+    # Provided by the session and its upstream handlers (declared here so the type checker knows them).
+    emit: Callable[[str], SendClient]
+    emit_event: Callable[[dict[str, Any]], SendClient]
+    close: Callable[..., list[Action]]
+    session_id: str
 
     def _init_continuity(self, now: float, resumed: bool) -> None:
         self.restoring = resumed  # the next upstream session must be rebuilt from the record

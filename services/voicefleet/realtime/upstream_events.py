@@ -10,8 +10,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from voicefleet.realtime.actions import Action, Checkpoint, Log, Measure, RunTool, SendClient, SendUpstream
 from voicefleet.realtime.continuity import SessionState
 from voicefleet.realtime.events import INTERNAL_EVENT_PREFIX, dumps, new_event_id
@@ -79,7 +77,7 @@ class UpstreamHandlers:
     last_response_done_at: float
     user_speaking: bool
     migrate: Callable[[str], list[Action]]
-    rebuild_actions: Callable[[], list[Action]]
+    rebuild_actions: Callable[[str], list[Action]]
 
     seq: int
 
@@ -125,14 +123,11 @@ class UpstreamHandlers:
             return [self.emit(self._redacted(event))]
         self._held_created = event
         self.state = SessionState.CONFIGURING
+        self._policy_event_id = new_event_id(INTERNAL_EVENT_PREFIX)
         out: list[Action]
         if self.restoring:
-            out = self.rebuild_actions()
-            update = out[0]
-            assert isinstance(update, SendUpstream)
-            self._policy_event_id = str(orjson.loads(update.frame)["event_id"])
+            out = self.rebuild_actions(self._policy_event_id)
         else:
-            self._policy_event_id = new_event_id(INTERNAL_EVENT_PREFIX)
             out = [SendUpstream(dumps(self.policy.initial_update(self._policy_event_id)))]
         out += [SendUpstream(f) for f in self._queued_upstream]
         self._queued_upstream = []
