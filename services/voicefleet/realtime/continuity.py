@@ -71,7 +71,10 @@ class ContinuityHandlers:
     emit: Callable[[str], SendClient]
     emit_event: Callable[[dict[str, Any]], SendClient]
     close: Callable[..., list[Action]]
-    session_id: str
+
+    @property
+    def session_id(self) -> str:
+        raise NotImplementedError
 
     def _init_continuity(self, now: float, resumed: bool) -> None:
         self.restoring = resumed  # the next upstream session must be rebuilt from the record
@@ -175,14 +178,14 @@ class ContinuityHandlers:
         self.notify_restore = False
         return [Measure("upstream_reconnect", labels={"reason": "rotation"}), ReplaceUpstream("rotation")]
 
-    def rebuild_actions(self) -> list[Action]:
+    def rebuild_actions(self, update_event_id: str) -> list[Action]:
         """Policy, then the conversation as text, then the note: what a fresh upstream session needs."""
         session = (
             updatable_session(self.effective_session) if self.effective_session else dict(self.policy.session)
         )
         update = {
             "type": "session.update",
-            "event_id": new_event_id(INTERNAL_EVENT_PREFIX),
+            "event_id": update_event_id,
             "session": session,
         }
         out: list[Action] = [SendUpstream(dumps(update))]
