@@ -124,6 +124,19 @@ ERROR_CODES: frozenset[str] = frozenset(
         "tool_error",
         "tool_timeout",
         "draining",
+        "locked_parameter",
+        "idle_timeout",
+        "upstream_closed",
+        "upstream_reconnecting",
+        "resume_gap",
+        "invalid_resume_token",
+        "resume_token_expired",
+        "session_not_found",
+        "store_unavailable",
+        "server_busy",
+        "server_draining",
+        "invalid_intent",
+        "beta_api_shape_disabled",
     }
 )
 
@@ -142,11 +155,15 @@ SESSION_END_REASONS: frozenset[str] = frozenset(
         "upstream_unavailable",
         "policy_violation",
         "error",
+        "client_gone",
+        "handed_over",
+        "stale_owner",
+        "max_session_duration",
     }
 )
 
 UPSTREAM_RECONNECT_REASONS: frozenset[str] = frozenset(
-    {"connection_lost", "server_error", "session_expired", "rotation", "resume"}
+    {"connection_lost", "server_error", "session_expired", "rotation", "resume", "lost", "expired"}
 )
 
 AUTH_FAILURE_REASONS: frozenset[str] = frozenset(
@@ -163,11 +180,23 @@ AUTH_FAILURE_REASONS: frozenset[str] = frozenset(
 )
 
 REDIS_OPERATIONS: frozenset[str] = frozenset(
-    {"ping", "load", "save", "checkpoint", "append_item", "claim", "renew", "release", "delete"}
+    {
+        "ping",
+        "load",
+        "save",
+        "checkpoint",
+        "append_item",
+        "claim",
+        "renew",
+        "release",
+        "delete",
+        "heartbeat",
+        "lease",
+    }
 )
 
 RESUME_KINDS: frozenset[str] = frozenset({"same_worker", "other_worker", "upstream"})
-RESUME_OUTCOMES: frozenset[str] = frozenset({"ok", "failed", "expired", "rejected"})
+RESUME_OUTCOMES: frozenset[str] = frozenset({"ok", "failed", "expired", "rejected", "refused"})
 TOOL_OUTCOMES: frozenset[str] = frozenset({"ok", "error", "timeout"})
 RELAY_DIRECTIONS: frozenset[str] = frozenset({"client_to_upstream", "upstream_to_client"})
 TOKEN_KINDS: frozenset[str] = frozenset(

@@ -189,7 +189,8 @@ class SessionRunner:
             replace.cancel()
             if not reader.done():
                 # A planned end or rotation: what was queued for this upstream goes out before it closes.
-                self.upstream_out.put_nowait(CLOSE)
+                with contextlib.suppress(asyncio.QueueFull):  # full: the bounded wait below ends it
+                    self.upstream_out.put_nowait(CLOSE)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
                 reader.cancel()

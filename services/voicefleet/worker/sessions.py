@@ -144,7 +144,10 @@ class Session:
             reason = core.end_reason or "client_closed"
             metrics.count_session_end(reason)
             if reason not in ("handed_over", "stale_owner"):
-                await state.store.release(core.session_id, state.settings.worker_id)
+                try:
+                    await state.store.release(core.session_id, state.settings.worker_id)
+                except StoreUnavailable:
+                    metrics.count_redis_failure("lease")  # it expires by itself; a new owner fences it anyway
             self.log.info(
                 "session_ended",
                 reason=reason,
