@@ -51,13 +51,13 @@ def start_simulator(tmp: Path, *args: str, port: int | None = None) -> tuple[Man
 
 
 def worker_env(upstream_port: int, **extra: str) -> dict[str, str]:
-    return base_env(
-        VOICEFLEET_UPSTREAM_URL=f"ws://127.0.0.1:{upstream_port}/v1/realtime",
-        VOICEFLEET_API_KEYS=CLIENT_KEY,
-        VOICEFLEET_TOKEN_SECRET=TOKEN_SECRET,
-        OPENAI_API_KEY="sk-upstream-secret-never-logged",
-        **extra,
-    )
+    settings = {
+        "VOICEFLEET_UPSTREAM_URL": f"ws://127.0.0.1:{upstream_port}/v1/realtime",
+        "VOICEFLEET_API_KEYS": CLIENT_KEY,
+        "VOICEFLEET_TOKEN_SECRET": TOKEN_SECRET,
+        "OPENAI_API_KEY": "sk-upstream-secret-never-logged",
+    }
+    return base_env(**{**settings, **extra})
 
 
 def start_worker(
