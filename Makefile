@@ -27,7 +27,7 @@ test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install
-	$(BIN)/voicefleet bench --find-capacity --latency-profile us-east --py-spy --json bench-results.json --write BENCHMARKS.md
+	$(BIN)/voicefleet bench --find-capacity --latency-profile us-east --py-spy --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
