@@ -52,7 +52,7 @@ def machine_facts(placement: procs.Placement) -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     try:
-        loop = f"uvloop {importlib.metadata.version('uvloop')} (worker and relays)"
+        loop = f"uvloop {importlib.metadata.version('uvloop')} installed (the reference relays run on it)"
     except importlib.metadata.PackageNotFoundError:
         loop = "asyncio (uvloop not installed)"
     return {
@@ -206,6 +206,13 @@ def run_suite(options: SuiteOptions, log: Any = print) -> dict[str, Any]:
     summary = summarize(options, runs, idle)
     summary.update(extras)
     summary["machine"] = machine_facts(placement)
+    profile = extras.get("worker_profile", {})
+    if profile.get("samples"):
+        # Which loop the worker really runs on shows in its stacks, whatever its settings say.
+        frames = " ".join(name for name, _ in profile.get("self", []))
+        summary["machine"]["worker loop (seen by py-spy)"] = (
+            "asyncio selector loop" if "selector_events.py" in frames else "uvloop"
+        )
     summary["targets"] = report.targets(summary)
     summary["elapsed_s"] = round(time.monotonic() - started, 1)
     return summary
