@@ -29,6 +29,7 @@ from voicefleet.stores.base import SessionStore, StoreUnavailable
 from voicefleet.stores.memory import InMemoryStore
 from voicefleet.stores.redis import RedisStore
 from voicefleet.tools import ToolRegistry
+from voicefleet.worker import demo
 from voicefleet.worker.auth import extract_credentials
 from voicefleet.worker.sessions import Session, refuse, resume_session, start_session
 from voicefleet.worker.upstream import UpstreamConnector
@@ -285,6 +286,7 @@ def create_app(state: WorkerState) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            demo.route,
         ],
         lifespan=lifespan,
     )
