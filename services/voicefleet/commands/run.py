@@ -100,5 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 sim_server.should_exit = True
                 await sim_task
 
-    asyncio.run(main())
+    config = uvicorn_config(create_app(state), settings)
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # uvloop when installed
+        runner.run(main())
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from voicefleet.config import DEFAULT_UPSTREAM_URL, ConfigError, Settings
@@ -52,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     state = WorkerState(settings)
     server = WorkerServer(uvicorn_config(create_app(state), settings), state)
-    asyncio.run(server.serve())
+    server.run()  # uvicorn's runner uses the configured loop factory (uvloop when installed)
     return 0

@@ -167,13 +167,13 @@ class FleetMetrics:
         self._tool_names: set[str] = set()
 
     # --- hot path -----------------------------------------------------------------------------------------
-    def count_event(self, direction: str, event_type: str) -> None:
-        """Count one event; ``direction`` is ``client`` or ``upstream``, unknown types count as ``other``."""
+    def count_event(self, direction: str, event_type: str, count: int = 1) -> None:
+        """Count events; ``direction`` is ``client`` or ``upstream``, unknown types count as ``other``."""
         key = (direction, event_type)
         child = self._event_children.get(key)
         if child is None:
             child = self._resolve_event_child(direction, event_type)
-        child.inc()
+        child.inc(count)
 
     def _resolve_event_child(self, direction: str, event_type: str) -> Any:
         known = lv.EVENT_TYPES_BY_DIRECTION.get(direction)

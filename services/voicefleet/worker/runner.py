@@ -36,7 +36,7 @@ from voicefleet.realtime.actions import (
 from voicefleet.realtime.continuity import SessionState
 from voicefleet.realtime.events import dumps, error_event
 from voicefleet.realtime.session import RealtimeSession
-from voicefleet.worker.channel import CLOSE, ClientChannel
+from voicefleet.worker.channel import CLOSE, RELAY_SAMPLE, ClientChannel
 from voicefleet.worker.upstream import UpstreamConnector, UpstreamUnavailable
 
 _WAKE_TIMER_ON = frozenset({"input_audio_buffer.speech_started", "response.done"})
@@ -71,6 +71,9 @@ class SessionRunner:
         self.usage_tokens = 0
         self.ended = asyncio.Event()
         self._replace: ReplaceUpstream | None = None
+        self._unsent_head: str | None = None
+        self._client_counts: dict[str, int] = {}
+        self._upstream_counts: dict[str, int] = {}
         self._replace_requested = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake_timer = asyncio.Event()
@@ -164,7 +167,7 @@ class SessionRunner:
             self.ended.set()
             if self.client is not None:
                 self.client.close(act.WS_1011_INTERNAL_ERROR, "session ended")
-            self._flush_audio_metrics()
+            self._flush_metrics()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5.0)
 
@@ -202,7 +205,8 @@ class SessionRunner:
 
     def _requeue_unsent(self) -> None:
         """Frames that never reached a lost upstream go to the next one (or nowhere, if the session ended)."""
-        unsent: list[str] = []
+        unsent: list[str] = [self._unsent_head] if self._unsent_head is not None else []
+        self._unsent_head = None
         while not self.upstream_out.empty():
             entry = self.upstream_out.get_nowait()
             if entry is not CLOSE:
@@ -221,14 +225,15 @@ class SessionRunner:
         )
 
     async def _read_upstream(self, upstream: ClientConnection) -> None:
-        core, execute, count = self.core, self.execute, self.metrics.count_event
+        core, execute, counts = self.core, self.execute, self._upstream_counts
         try:
             async for frame in upstream:
                 if isinstance(frame, bytes):
                     execute([Log("upstream_binary_frame_ignored", {"size": len(frame)})])
                     continue
                 execute(core.upstream_text(frame, time.monotonic()))
-                count("upstream", core.last_upstream_type)
+                kind = core.last_upstream_type
+                counts[kind] = counts.get(kind, 0) + 1
                 if core.last_upstream_type in _WAKE_TIMER_ON:
                     self._wake_timer.set()  # a truncate may be scheduled, or a rotation may be due soon
         except websockets.ConnectionClosed:
@@ -241,16 +246,25 @@ class SessionRunner:
     async def _write_upstream(self, upstream: ClientConnection) -> None:
         queue = self.upstream_out
         observe = self.metrics.relay_latency.labels("client_to_upstream").observe
+        sent = 0
         while True:
             entry = await queue.get()
-            if entry is CLOSE:
-                return
-            try:
-                await upstream.send(entry[0])
-            except websockets.ConnectionClosed:
-                queue.put_nowait(entry)  # kept for the next upstream; the reader reports the loss
-                return
-            observe(time.perf_counter() - entry[1])
+            while True:  # everything already queued goes out in this wake-up
+                if entry is CLOSE:
+                    return
+                try:
+                    await upstream.send(entry[0])
+                except websockets.ConnectionClosed:
+                    self._unsent_head = entry[
+                        0
+                    ]  # first in line for the next upstream; the reader reports the loss
+                    return
+                sent += 1
+                if sent % RELAY_SAMPLE == 0:
+                    observe(time.perf_counter() - entry[1])
+                if queue.empty():
+                    break
+                entry = queue.get_nowait()
 
     # ---- client sockets: attach, serve, detach ------------------------------------------------------------
     async def attach(
@@ -283,7 +297,9 @@ class SessionRunner:
 
     def _client_frame(self, text: str) -> None:
         self.execute(self.core.client_text(text, time.monotonic()))
-        self.metrics.count_event("client", self.core.last_client_type)
+        counts = self._client_counts
+        kind = self.core.last_client_type
+        counts[kind] = counts.get(kind, 0) + 1
 
     def _client_binary(self) -> None:
         self.execute(self.core.client_binary(time.monotonic()))
@@ -298,7 +314,16 @@ class SessionRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_timer.wait(), timeout=delay)
             self.execute(self.core.tick(time.monotonic()))
-            self._flush_audio_metrics()
+            self._flush_metrics()
+
+    def _flush_metrics(self) -> None:
+        """Per-frame counts are kept in plain dicts and added to the metrics once a tick: a Prometheus counter
+        takes a lock per increment, which the relay would otherwise pay on every audio frame."""
+        for direction, counts in (("client", self._client_counts), ("upstream", self._upstream_counts)):
+            for kind, n in counts.items():
+                self.metrics.count_event(direction, kind, n)
+            counts.clear()
+        self._flush_audio_metrics()
 
     def _flush_audio_metrics(self) -> None:
         sent_in, sent_out = self.core.input_audio_bytes, self.core.output_audio_bytes
