@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  realtime:  ws://{host}:{port}/v1/realtime?model={settings.model}", flush=True)
     if dev_key:
         print(f"  client key (development, this run only): {dev_key}", flush=True)
+        print(f"  talk from a browser: http://{host}:{port}/?key={dev_key}", flush=True)
+    else:
+        print(f"  talk from a browser: http://{host}:{port}/ (enter a client key)", flush=True)
     print("  talk to it with the official SDK:", flush=True)
     print(
         f'    AsyncOpenAI(api_key="<client key>", base_url="http://{host}:{port}/v1", '
