@@ -12,7 +12,10 @@ from tests.support.realtime_client import open_session, send
 
 
 class ResumableClient:
-    def __init__(self) -> None:
+    def __init__(self, **open_kw: Any) -> None:
+        # Given to every socket of the session, so a resume keeps what the first connect chose: the key, or
+        # local_addr=(source, 0), the source address an ip_hash edge routes by.
+        self.open_kw = open_kw
         self.ws: ClientConnection | None = None
         self.received = 0  # server events received over every socket of this session (what last_seq counts)
         self.event_ids: list[str] = []
@@ -22,11 +25,11 @@ class ResumableClient:
         self.migrations: list[dict[str, Any]] = []
 
     async def start(self, port: int, **kw: Any) -> None:
-        self.ws = await open_session(port, **kw)
+        self.ws = await open_session(port, **{**self.open_kw, **kw})
 
     async def resume(self, port: int, **kw: Any) -> None:
         query = f"model=gpt-realtime&session_id={self.session_id}&resume_token={self.token}&last_seq={self.received}"
-        self.ws = await open_session(port, query=query, **kw)
+        self.ws = await open_session(port, query=query, **{**self.open_kw, **kw})
 
     def drop(self) -> None:
         """Lose the connection the way a network does: no close handshake."""

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -48,10 +49,10 @@ class FleetOptions:
     edge_template: Path | None = None
     tls: edge.TlsSettings | None = None
     expose_upstream_header: bool = True
+    """Dev fleets tell clients which worker served them (X-Voicefleet-Upstream); tests rely on it."""
     edge_fail_timeout_s: int = 5
     """nginx skips a worker this long after failed connects. A rolling restart waits this long after each
-    worker is back before taking the next one out, or nginx can end up with every worker marked down."""
-    """Dev fleets tell clients which worker served them (X-Voicefleet-Upstream); tests rely on it."""
+    worker is back (and the edge reloaded) before taking the next one out."""
     worker_command: tuple[str, ...] = ()
     """Runs one worker when given ``--host H --port P`` (default: this interpreter's ``voicefleet worker``).
     For running workers from another environment or under a profiler; tests use a stand-in."""
@@ -205,6 +206,26 @@ class Fleet:
             self.say(f"{name} is back (pid {proc.pid})")
         except StartupError as exc:
             self.say(str(exc))
+            return
+        if name in self.worker_ports:
+            self._edge_forgets_failures(name)
+
+    def _edge_forgets_failures(self, name: str) -> None:
+        """Reload the edge once a worker is back, so nginx stops counting it as down.
+
+        nginx clears a worker's failures only when a connection to it ends well, and a WebSocket ends when the
+        session does. After fail_timeout a worker that failed (killed, restarting, or draining with 503s) gets
+        one trial connection; while that session lives, the worker stays marked down and receives one new
+        session per fail_timeout. In a rolling restart the restarted workers stayed down at the edge that way,
+        and the last worker's drain met "no live upstreams" (502). Reloaded edge processes start with no
+        failure history; the old ones keep the live WebSockets until those end."""
+        edge_proc = self.processes.get("edge")
+        if edge_proc is None or not edge_proc.running():
+            return
+        try:
+            edge.reload(self.edge_prefix, self.edge_prefix / "nginx.conf")
+        except (edge.EdgeError, OSError, subprocess.SubprocessError) as exc:
+            self.say(f"edge reload after {name} came back failed: {exc}")
 
     def _move_worker(self, name: str) -> None:
         self.worker_ports[name] = free_port()
@@ -243,8 +264,10 @@ class Fleet:
                 proc.wait_healthy(self.options.health_timeout_s, self._stopping.is_set)
                 self._restart_due.pop(name, None)
                 self.say(f"rolling restart: {name} ready (pid {proc.pid})")
+                self._edge_forgets_failures(name)
                 if name != self.worker_names[-1]:
-                    # Until nginx's fail_timeout for this worker runs out, it still counts as down at the edge.
+                    # Time for the reloaded edge to take over from the old processes, which still count this
+                    # worker as down, before another worker refuses sessions.
                     self._stopping.wait(self.options.edge_fail_timeout_s)
 
     # --- specs ----------------------------------------------------------------------------------------------
