@@ -178,3 +178,27 @@ def test_a_stale_owner_stops_without_writing() -> None:
     out = core.stale_owner(3.0)
     assert not [a for a in out if isinstance(a, Checkpoint)]
     assert closes(out)[0].code == 1012
+
+
+def test_each_final_item_and_late_transcript_is_checkpointed_before_the_turn_ends() -> None:
+    core = make_session()
+    ready(core)
+    user = {
+        "id": "u1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio", "transcript": None}],
+    }
+    reply = {
+        "id": "a1",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_audio", "transcript": "Hi"}],
+    }
+    for event in (frame("conversation.item.done", item=user), frame("conversation.item.done", item=reply)):
+        out = core.upstream_text(event, 1.0)
+        assert [a.reason for a in out if isinstance(a, Checkpoint)] == ["item"]
+    late = frame("conversation.item.input_audio_transcription.completed", item_id="u1", transcript="Hello")
+    assert [a.reason for a in core.upstream_text(late, 1.2) if isinstance(a, Checkpoint)] == ["item"]
+    mcp = frame("conversation.item.done", item={"id": "m1", "type": "mcp_call"})
+    assert not [a for a in core.upstream_text(mcp, 1.3) if isinstance(a, Checkpoint)]

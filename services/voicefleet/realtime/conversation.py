@@ -28,7 +28,6 @@ class ConversationLog:
         self._items: dict[str, dict[str, Any]] = {}
         for record in records or []:
             self._items[record["id"]] = dict(record)
-        self.dirty = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -36,11 +35,12 @@ class ConversationLog:
     def records(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._items.values()]
 
-    def item_done(self, item: dict[str, Any]) -> None:
+    def item_done(self, item: dict[str, Any]) -> bool:
+        """Record a final item; False for kinds that cannot be replayed as text (they are not kept)."""
         item_id = item.get("id")
         kind = item.get("type")
         if not isinstance(item_id, str):
-            return
+            return False
         record: dict[str, Any]
         if kind == "message":
             role = item.get("role", "user")
@@ -65,15 +65,17 @@ class ConversationLog:
                 "output": item.get("output", ""),
             }
         else:
-            return  # MCP and future item kinds are not replayable as text
+            return False  # MCP and future item kinds are not replayable as text
         self._items[item_id] = record
-        self.dirty = True
+        return True
 
-    def transcript(self, item_id: str, text: str) -> None:
+    def transcript(self, item_id: str, text: str) -> bool:
+        """The user's words, which arrive after their item; True when they were recorded."""
         record = self._items.get(item_id)
-        if record is not None and not record.get("text"):
-            record["text"] = text
-            self.dirty = True
+        if record is None or record.get("text"):
+            return False
+        record["text"] = text
+        return True
 
     def truncated(self, item_id: str, audio_end_ms: int, total_ms: float | None) -> None:
         """Keep the part of an assistant transcript the user heard (proportional to the audio played)."""
@@ -85,11 +87,9 @@ class ConversationLog:
         if text and total_ms and total_ms > 0:
             keep = max(0, min(len(text), int(len(text) * audio_end_ms / total_ms)))
             record["text"] = text[:keep].rstrip() + ("…" if keep < len(text) else "")
-        self.dirty = True
 
     def deleted(self, item_id: str) -> None:
-        if self._items.pop(item_id, None) is not None:
-            self.dirty = True
+        self._items.pop(item_id, None)
 
     def replay_items(self) -> list[dict[str, Any]]:
         """GA `conversation.item.create` items (text content) that rebuild the conversation upstream."""

@@ -327,15 +327,16 @@ class UpstreamHandlers:
         item = event.get("item")
         if not isinstance(item, dict):
             return [self.emit(frame)]
-        self.conversation.item_done(item)
-        if item.get("role") == "user" or item.get("type") == "function_call_output":
-            # The user's side of a turn is written when it is final, so a worker lost mid-reply loses no input.
-            return [self.emit(frame), Checkpoint("input")]
+        if self.conversation.item_done(item):
+            # Each item is written when it is final (the user's input, the reply, a tool call and its output), ahead
+            # of response.done: a worker lost right after a turn must not take the turn's reply with it.
+            return [Checkpoint("item"), self.emit(frame)]
         return [self.emit(frame)]
 
     def _transcript(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:
-        if isinstance(event.get("item_id"), str) and isinstance(event.get("transcript"), str):
-            self.conversation.transcript(event["item_id"], event["transcript"])
+        item_id, text = event.get("item_id"), event.get("transcript")
+        if isinstance(item_id, str) and isinstance(text, str) and self.conversation.transcript(item_id, text):
+            return [Checkpoint("item"), self.emit(frame)]
         return [self.emit(frame)]
 
     def _item_truncated(self, event: dict[str, Any], frame: str, now: float) -> list[Action]:

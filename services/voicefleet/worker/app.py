@@ -148,10 +148,18 @@ class WorkerState:
     async def serve_handovers(self) -> None:
         """Let go of a session another worker has taken (its client reconnected there)."""
         async for request in self.store.handover_requests(self.settings.worker_id):
-            session = self.sessions.get(str(request.get("session_id")))
+            session_id = str(request.get("session_id"))
+            session = self.sessions.get(session_id)
             if session is not None:
                 session.log.info("handover", to=request.get("new_owner"))
                 session.runner.execute(session.core.handover(time.monotonic()))
+                continue
+            # Not served here: a lease naming this worker is left from a previous run of it (same id after a
+            # restart). Release it at once, so the new owner does not wait out the handover bound.
+            try:
+                await self.store.release(session_id, self.settings.worker_id)
+            except StoreUnavailable:
+                self.metrics.count_redis_failure("release")
 
 
 async def realtime_endpoint(ws: WebSocket) -> None:

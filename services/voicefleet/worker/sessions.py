@@ -138,6 +138,11 @@ class Session:
         self.log.info("session_started", model=self.model, resumed=core.identity.resumed)
         try:
             await self.runner.run()
+        except Exception:
+            # A bug must not end a session silently: say what happened, then clean up as for any ending.
+            core.end_reason = core.end_reason or "error"
+            self.log.exception("session_failed")
+            raise
         finally:
             state.unregister(self)
             metrics.live_sessions.dec()
