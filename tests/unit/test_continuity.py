@@ -202,3 +202,11 @@ def test_each_final_item_and_late_transcript_is_checkpointed_before_the_turn_end
     assert [a.reason for a in core.upstream_text(late, 1.2) if isinstance(a, Checkpoint)] == ["item"]
     mcp = frame("conversation.item.done", item={"id": "m1", "type": "mcp_call"})
     assert not [a for a in core.upstream_text(mcp, 1.3) if isinstance(a, Checkpoint)]
+
+
+def test_the_turn_checkpoint_is_a_barrier_before_response_done_reaches_the_client() -> None:
+    core = make_session()
+    ready(core)
+    out = core.upstream_text(frame("response.done", response={"id": "r1", "status": "completed"}), 1.0)
+    kinds = [("checkpoint", a.barrier) if isinstance(a, Checkpoint) else type(a).__name__ for a in out]
+    assert kinds.index(("checkpoint", True)) < kinds.index("SendClient")

@@ -53,9 +53,13 @@ class RunTool:
 
 @dataclass(slots=True)
 class Checkpoint:
-    """A turn boundary or lifecycle change: persist the session's state now (batched, never per audio frame)."""
+    """A turn boundary or lifecycle change: persist the session's state now (batched, never per audio frame).
+
+    With `barrier`, client events that follow wait (bounded) until the write is done: a client that has seen a
+    turn end can rely on the turn being saved."""
 
     reason: str
+    barrier: bool = False
 
 
 @dataclass(slots=True)

@@ -294,6 +294,7 @@ class UpstreamHandlers:
         self.turns += 1
         out: list[Action] = []
         hidden = False
+        out.append(Checkpoint("turn", barrier=True))  # before response.done reaches the client
         for item in response.get("output") or []:
             if (
                 isinstance(item, dict)
@@ -317,7 +318,6 @@ class UpstreamHandlers:
         out.append(Measure("response_done", labels={"status": str(response.get("status"))}))
         if self.tools.response_done(response_id) is not None:
             out.append(self._follow_up())
-        out.append(Checkpoint("turn"))
         if self.draining and self.active_response is None and not self.tools.busy:
             out += self.migrate("worker draining")
         return out

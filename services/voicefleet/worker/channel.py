@@ -15,6 +15,8 @@ from voicefleet.realtime import actions as act
 
 CLOSE = object()  # queue marker: close after everything queued before it was sent
 RELAY_SAMPLE = 4  # observe relay latency on one frame in this many
+BARRIER = object()  # queue marker: wait for a future (a checkpoint) before sending what follows
+BARRIER_WAIT_S = 1.0  # a slow or absent store delays the client this long at most
 
 
 class ClientChannel:
@@ -37,6 +39,11 @@ class ClientChannel:
             # client missed are in the session's ring.
             self.log.warning("client_too_slow", queued=self.queue.qsize())
             self._force_close(act.WS_1013_TRY_AGAIN_LATER, "client too slow: outbound queue full")
+
+    def barrier(self, done: asyncio.Future[None]) -> None:
+        """Frames queued after this wait until `done` (bounded by BARRIER_WAIT_S)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait((BARRIER, done))
 
     def close(self, code: int, reason: str) -> None:
         if self.closing:
@@ -91,6 +98,13 @@ class ClientChannel:
         while True:
             entry = await queue.get()
             while True:  # everything already queued goes out in this wake-up
+                if entry[0] is BARRIER:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(entry[1]), BARRIER_WAIT_S)
+                    if queue.empty():
+                        break
+                    entry = queue.get_nowait()
+                    continue
                 if entry[0] is CLOSE:
                     with contextlib.suppress(Exception):
                         await ws.close(entry[1], entry[2])

@@ -106,7 +106,10 @@ class SessionRunner:
                 self._spawn(self._tool(action))
             elif kind is Checkpoint:
                 assert isinstance(action, Checkpoint)
-                self._spawn(self._checkpoint(action.reason))
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                if action.barrier and self.client is not None:
+                    self.client.barrier(done)
+                self._spawn(self._checkpoint(action.reason, done))
             elif kind is Log:
                 assert isinstance(action, Log)
                 self.log.info(action.event, **action.fields)
@@ -341,8 +344,11 @@ class SessionRunner:
             output = await self.run_tool(call.name, call.arguments)
         self.execute(self.core.tool_finished(call.call_id, output, time.monotonic()))
 
-    async def _checkpoint(self, reason: str) -> None:
-        if self.write_checkpoint is None:
-            return
-        async with self._checkpoint_lock:  # one write at a time, in order
-            await self.write_checkpoint(self.core, reason)
+    async def _checkpoint(self, reason: str, done: asyncio.Future[None]) -> None:
+        try:
+            if self.write_checkpoint is not None:
+                async with self._checkpoint_lock:  # one write at a time, in order
+                    await self.write_checkpoint(self.core, reason)
+        finally:
+            if not done.done():
+                done.set_result(None)
