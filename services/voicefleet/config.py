@@ -122,7 +122,7 @@ class Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``VOICEFLEET_*`` variables; unknown values raise ConfigError naming the variable."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -137,6 +137,7 @@ class Settings:
         keys = [k.strip() for k in env.get("VOICEFLEET_API_KEYS", "").split(",") if k.strip()]
         values["api_key_hashes"] = tuple(hash_client_key(k) for k in keys)
         values["token_secret"] = env.get("VOICEFLEET_TOKEN_SECRET", "").encode()
+        values.update(overrides)  # command-line flags win, and count for the default worker id below
         settings = cls(**values)
         if settings.upstream_auth not in {"bearer", "azure"}:
             raise ConfigError("VOICEFLEET_UPSTREAM_AUTH must be 'bearer' or 'azure'")

@@ -35,3 +35,10 @@ def test_bad_values_name_the_variable() -> None:
         Settings.from_env({"VOICEFLEET_MAX_SESSIONS": "lots"})
     with pytest.raises(ConfigError, match="VOICEFLEET_UPSTREAM_AUTH"):
         Settings.from_env({"VOICEFLEET_UPSTREAM_AUTH": "basic"})
+
+
+def test_command_line_overrides_count_for_the_default_worker_id() -> None:
+    settings = Settings.from_env({}, port=8123)
+    assert settings.port == 8123 and settings.worker_id.endswith(":8123")
+    named = Settings.from_env({"VOICEFLEET_WORKER_ID": "edge-a-1"}, port=8123)
+    assert named.worker_id == "edge-a-1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from voicefleet.config import DEFAULT_UPSTREAM_URL, ConfigError, Settings
 
@@ -14,18 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    changes: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "host", None):
-        changes["host"] = args.host
+        overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
-        changes["port"] = args.port
-    settings = settings.with_overrides(**changes) if changes else settings
-    if settings.worker_id.endswith(":8000") and settings.port != 8000:
-        settings = settings.with_overrides(
-            worker_id=settings.worker_id.rsplit(":", 1)[0] + f":{settings.port}"
-        )
-    return settings
+        overrides["port"] = args.port
+    return Settings.from_env(**overrides)
 
 
 def run(args: argparse.Namespace) -> int:
