@@ -116,9 +116,11 @@ class WorkerState:
             del self.sessions[session.core.session_id]
         if not self.sessions:
             self.no_sessions.set()
-        self.metrics.resume_buffered_sessions.set(
-            sum(1 for s in self.sessions.values() if s.core.detached_at is not None)
-        )
+        self.count_detached()
+
+    def count_detached(self) -> None:
+        detached = sum(1 for s in self.sessions.values() if s.core.detached_at is not None)
+        self.metrics.resume_buffered_sessions.set(detached)
 
     async def keep_store(self) -> None:
         """Heartbeat (other workers tell a live owner from a dead one by it), store health, owed checkpoints."""
@@ -140,9 +142,7 @@ class WorkerState:
                 for session in list(self.sessions.values()):
                     if session.checkpoint_owed:
                         await session.write_checkpoint(session.core, "catch_up")
-            self.metrics.resume_buffered_sessions.set(
-                sum(1 for s in self.sessions.values() if s.core.detached_at is not None)
-            )
+            self.count_detached()
             await asyncio.sleep(1.0)
 
     async def serve_handovers(self) -> None:
