@@ -96,6 +96,8 @@ class Settings:
     """How long a worker keeps a disconnected client's upstream open for a same-worker resume."""
     resume_ring_events: int = 4096
     """Server events kept per session for replay to a reconnecting client."""
+    resume_ring_bytes: int = 4 * 1024 * 1024
+    """...and at most this many bytes of them (reply audio dominates: 64 KB per second of speech)."""
     session_ttl_s: float = 3600.0
     """How long session state stays in the store after the session ends."""
     drain_timeout_s: float = 60.0

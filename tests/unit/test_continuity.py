@@ -210,3 +210,15 @@ def test_the_turn_checkpoint_is_a_barrier_before_response_done_reaches_the_clien
     out = core.upstream_text(frame("response.done", response={"id": "r1", "status": "completed"}), 1.0)
     kinds = [("checkpoint", a.barrier) if isinstance(a, Checkpoint) else type(a).__name__ for a in out]
     assert kinds.index(("checkpoint", True)) < kinds.index("SendClient")
+
+
+def test_the_replay_ring_is_bounded_by_bytes_and_reports_the_gap() -> None:
+    core = make_session(limits=SessionLimits(ring_bytes=48_000))
+    ready(core)  # seq 1-2
+    for _ in range(20):
+        core.upstream_text(delta("a1", 100), 1.0)  # ~6.5 KB each
+    assert core.ring.bytes <= 48_000 and len(core.ring) < 22
+    frames, gap = core.client_attached(2.0, last_seq=2)
+    assert gap and 0 < len(frames) < 20
+    frames, gap = core.client_attached(2.0, last_seq=core.seq - 2)
+    assert len(frames) == 2 and not gap

@@ -9,7 +9,6 @@ keeps one session throughout: it sees `fleet.upstream` notices for losses, nothi
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from voicefleet.realtime import actions as act
 from voicefleet.realtime.actions import Action, Measure, ReplaceUpstream, SendClient, SendUpstream
 from voicefleet.realtime.events import INTERNAL_EVENT_PREFIX, dumps, error_event, new_event_id
 from voicefleet.realtime.retry import UpstreamFailure, backoff_delay, is_retryable
+from voicefleet.realtime.ring import EventRing
 
 if TYPE_CHECKING:
     from voicefleet.realtime.conversation import ConversationLog
@@ -55,7 +55,7 @@ class ContinuityHandlers:
     limits: SessionLimits
     conversation: ConversationLog
     tools: ToolCoordinator
-    ring: deque[tuple[int, str]]
+    ring: EventRing
     seq: int
     effective_session: dict[str, Any]
     active_response: str | None
@@ -243,9 +243,7 @@ class ContinuityHandlers:
         """A resuming client: the server events after `last_seq` (oldest first), and whether some were lost."""
         self.detached_at = None
         self.last_client_activity = now
-        frames = [frame for seq, frame in self.ring if seq > last_seq]
-        gap = bool(self.ring) and self.ring[0][0] > last_seq + 1
-        return frames, gap
+        return self.ring.since(last_seq)
 
     def resume_notice(self, replayed: int, gap: bool) -> list[Action]:
         """After the missed events: a fresh `fleet.session` (with the new token) for the resumed client."""

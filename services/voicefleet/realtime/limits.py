@@ -12,6 +12,8 @@ class SessionLimits:
     max_idle_s: float = 600.0
     max_audio_buffer_bytes: int = 15 * 1024 * 1024
     ring_events: int = 4096
+    ring_bytes: int = 4 * 1024 * 1024
+    """Replay buffer bound in bytes: about a minute of reply audio."""
     max_queued_before_ready: int = 2048
     """Client events held while the upstream session is being set up."""
     client_truncate_grace_s: float = 0.25

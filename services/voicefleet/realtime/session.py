@@ -8,7 +8,6 @@ forwarded as the very same string: audio appends and audio deltas are never re-s
 from __future__ import annotations
 
 import binascii
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from voicefleet.realtime.interruption import BargeIn
 from voicefleet.realtime.limits import RateLimiter, SessionLimits
 from voicefleet.realtime.playback import PlaybackTracker
 from voicefleet.realtime.policy import SessionPolicy
+from voicefleet.realtime.ring import EventRing
 from voicefleet.realtime.tooling import ToolCoordinator
 from voicefleet.realtime.upstream_events import UpstreamHandlers
 
@@ -69,7 +69,7 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
         self.last_client_activity = now
         self.seq = initial_seq  # a session resumed elsewhere continues the client's event count
         self.resume_token = identity.resume_token
-        self.ring: deque[tuple[int, str]] = deque(maxlen=limits.ring_events)
+        self.ring = EventRing(limits.ring_events, limits.ring_bytes)
         self.conversation = conversation or ConversationLog()
         self.tracker = PlaybackTracker()
         self.barge_in = BargeIn(self.tracker, limits.client_truncate_grace_s)

@@ -6,13 +6,13 @@ adds later, is forwarded to the client untouched.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from voicefleet.realtime.actions import Action, Checkpoint, Log, Measure, RunTool, SendClient, SendUpstream
 from voicefleet.realtime.continuity import SessionState
 from voicefleet.realtime.events import INTERNAL_EVENT_PREFIX, dumps, new_event_id
+from voicefleet.realtime.ring import EventRing
 
 if TYPE_CHECKING:
     from voicefleet.realtime.conversation import ConversationLog
@@ -53,7 +53,7 @@ class UpstreamHandlers:
     barge_in: BargeIn
     tracker: PlaybackTracker
     conversation: ConversationLog
-    ring: deque[tuple[int, str]]
+    ring: EventRing
     effective_session: dict[str, Any]
     server_cancels: bool
     active_response: str | None
@@ -84,7 +84,7 @@ class UpstreamHandlers:
     def emit(self, frame: str) -> SendClient:
         """A server event for the client: numbered and kept in the ring for replay to a resuming client."""
         self.seq += 1
-        self.ring.append((self.seq, frame))
+        self.ring.append(self.seq, frame)
         return SendClient(frame, self.seq)
 
     def emit_event(self, event: dict[str, Any]) -> SendClient:

@@ -80,6 +80,7 @@ class WorkerState:
             max_idle_s=settings.max_idle_s,
             max_audio_buffer_bytes=settings.max_audio_buffer_bytes,
             ring_events=settings.resume_ring_events,
+            ring_bytes=settings.resume_ring_bytes,
             resume_grace_s=settings.resume_grace_s,
             upstream_max_session_s=settings.upstream_max_session_s,
         )
