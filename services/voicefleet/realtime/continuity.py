@@ -137,6 +137,8 @@ class ContinuityHandlers:
             out.append(self.emit_event(failed))
             self.active_response = None
         first_attempt = self.state is not SessionState.RECONNECTING
+        if first_attempt:
+            self._dropped_notice_sent = False  # a new outage gets its own notice if it overflows the buffer
         self.state = SessionState.RECONNECTING
         self.restoring = True
         self.user_speaking = False
