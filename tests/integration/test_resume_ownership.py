@@ -156,3 +156,32 @@ async def test_a_stale_owner_that_wakes_up_is_fenced_out(
     assert any(i.get("text") == "Are you there?" for i in items)
     assert client.ws is not None
     await client.ws.close()
+
+
+async def test_a_token_renewed_on_the_same_worker_opens_the_session_elsewhere(
+    tmp_path: Path, redis_server: str
+) -> None:
+    sim, sim_port = start_simulator(tmp_path, "--speed-factor", "20")
+    env = worker_env(sim_port, VOICEFLEET_REDIS_URL=redis_server)
+    (a, port_a), (b, port_b) = start_worker(tmp_path, env, name="a"), start_worker(tmp_path, env, name="b")
+    client = ResumableClient()
+    try:
+        await client.start(port_a)
+        await client.until("fleet.session")
+        await client.say("Keep this in mind: blue.")
+        await client.until("response.done")
+        client.drop()
+        await client.resume(port_a)  # a blip: same worker, new token
+        await client.until("fleet.session")
+        a.signal(signal.SIGKILL)
+        with pytest.raises(websockets.ConnectionClosed):
+            await client.until("never")
+        await client.resume(port_b)
+        resumed, _ = await client.until("fleet.session")
+        assert resumed["resumed"] is True and resumed["replayed"] >= 2
+        assert client.ws is not None
+        await client.ws.close()
+    finally:
+        a.stop()
+        b.stop()
+        sim.stop()

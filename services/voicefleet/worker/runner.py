@@ -285,7 +285,9 @@ class SessionRunner:
             if resumed_token is not None:
                 self.core.resume_token = resumed_token
             await channel.replay(frames)
-            self.execute(self.core.resume_notice(len(frames), gap))
+            # The new token's version is written before the client gets it: if this worker dies right after, the
+            # token must still open the session on another worker.
+            self.execute([Checkpoint("resumed", barrier=True), *self.core.resume_notice(len(frames), gap)])
         code = await channel.serve(self._client_frame, self._client_binary)
         if self.client is channel:
             self.client = None
