@@ -1,4 +1,4 @@
-"""The ``voicefleet`` command. Each sub-command lives in its own module and is imported only when used."""
+"""The ``voicefleet`` command. Each sub-command lives in its own module, which adds its own arguments."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("voicefleet.commands.worker", "one worker (uvicorn, uvloop when installed)"),
     "simulator": ("voicefleet.simulator.command", "a local server that speaks the GA Realtime protocol"),
     "fleet": ("voicefleet.fleet", "redis-server + N workers + nginx edge (+ simulator) on this machine"),
-    "talk": ("voicefleet.client.talk", "talk to a fleet from a WAV file and save the reply"),
     "bench": (
         "voicefleet.bench.command",
         "load generator: turn latency percentiles, CPU and memory per session",
