@@ -260,3 +260,36 @@ async def test_sigterm_with_20_live_sessions_all_resume_elsewhere(
     finally:
         draining.stop()
         other.stop()
+
+
+async def test_sigterm_turns_readiness_off_at_once_and_waits_for_the_turn_boundary(
+    tmp_path: Path, redis_server: str
+) -> None:
+    long_reply = "This reply takes a while to say, sentence after sentence. " * 3
+    (tmp_path / "long.yaml").write_text(f"default_reply: {long_reply!r}\n")
+    sim, sim_port = start_simulator(
+        tmp_path, "--scenario", str(tmp_path / "long.yaml"), "--speed-factor", "1"
+    )
+    worker, port = start_worker(tmp_path, _env(sim_port, redis_server))
+    client = ResumableClient()
+    try:
+        await client.start(port)
+        await client.until("fleet.session")
+        await client.say("Talk for a while.")
+        await client.until("response.output_audio.delta")  # a turn is under way
+        worker.signal(signal.SIGTERM)
+        async with httpx.AsyncClient() as http:
+            deadline = time.monotonic() + 5
+            status = 200
+            while status != 503:
+                assert time.monotonic() < deadline, "readiness did not turn off"
+                status = (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code
+        # The session is handed over only at its turn boundary: the reply is finished first.
+        done, _ = await client.until("response.done", within_s=60)
+        assert done["response"]["status"] == "completed"
+        migrate, _ = await client.until("fleet.migrate")
+        assert migrate["resume_token"]
+        assert worker.wait_exit(30) is not None
+    finally:
+        worker.stop()
+        sim.stop()
