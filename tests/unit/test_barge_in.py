@@ -74,8 +74,8 @@ def test_two_items_in_one_response_cut_the_one_playing_and_zero_the_next() -> No
 
 def test_playback_run_restarts_after_the_client_drained_its_buffer() -> None:
     tracker = PlaybackTracker()
-    tracker.audio_sent("a1", "r1", 48 * 300, now=0.0)
-    tracker.audio_sent("b1", "r2", 48 * 1000, now=5.0)  # long after a1 finished playing
+    tracker.audio_sent("a1", 48 * 300, now=0.0)
+    tracker.audio_sent("b1", 48 * 1000, now=5.0)  # long after a1 finished playing
     assert tracker.truncation_plan(5.4) == [("b1", 400)]
 
 

@@ -83,15 +83,6 @@ def base64_field_length(frame: str, name: str) -> int | None:
     return end - start if end >= 0 else None
 
 
-def base64_decoded_size(b64_length: int, tail: str = "") -> int:
-    """Decoded size of a base64 string of the given length; `tail` is its last two characters (for padding)."""
-    return b64_length * 3 // 4 - tail.count("=")
-
-
-def parse(frame: str | bytes) -> Any:
-    return orjson.loads(frame)
-
-
 def dumps(event: dict[str, Any]) -> str:
     return orjson.dumps(event).decode()
 

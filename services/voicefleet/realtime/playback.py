@@ -17,9 +17,7 @@ from dataclasses import dataclass
 @dataclass(slots=True)
 class ItemAudio:
     item_id: str
-    response_id: str | None
     sent_ms: float = 0.0
-    first_sent_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -43,13 +41,13 @@ class PlaybackTracker:
         self.history: dict[str, float] = {}
 
     # ---- inputs -------------------------------------------------------------------------------------------
-    def audio_sent(self, item_id: str, response_id: str | None, nbytes: int, now: float) -> None:
+    def audio_sent(self, item_id: str, nbytes: int, now: float) -> None:
         item = self._by_id.get(item_id)
         if item is None:
             if not self._queue or self._drained(now):
                 # Everything queued before has finished playing: a new playback run starts with this item.
                 self._reset(now)
-            item = ItemAudio(item_id, response_id, first_sent_at=now)
+            item = ItemAudio(item_id)
             self._queue.append(item)
             self._by_id[item_id] = item
         item.sent_ms += nbytes / self.bytes_per_ms

@@ -23,11 +23,9 @@ from voicefleet.realtime.events import (
     AUDIO_DELTA,
     CLIENT_EVENT_SET,
     FLEET_PREFIX,
-    INTERNAL_EVENT_PREFIX,
     base64_field_length,
     dumps,
     error_event,
-    new_event_id,
     peek_type,
     string_field,
     unknown_type_message,
@@ -46,7 +44,6 @@ class SessionIdentity:
     session_id: str
     resume_token: str
     resumed: bool = False
-    replayed: int = 0
 
 
 class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
@@ -278,7 +275,6 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
         b64_len = base64_field_length(frame, "delta") if event is None else len(str(event.get("delta", "")))
         if item_id is None or b64_len is None:
             return self._audio_delta(frame, now, orjson.loads(frame))
-        response_id = string_field(frame, "response_id") if event is None else event.get("response_id")
         out: list[Action] = []
         if self.speech_stopped_at is not None:
             out.append(Measure("turn_latency", now - self.speech_stopped_at))
@@ -288,9 +284,7 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
             self.response_created_at = None
         size = b64_len * 3 // 4
         self.output_audio_bytes += size
-        self.tracker.audio_sent(
-            str(item_id), response_id if isinstance(response_id, str) else None, size, now
-        )
+        self.tracker.audio_sent(str(item_id), size, now)
         out.append(self.emit(frame))
         return out
 
@@ -331,6 +325,3 @@ class RealtimeSession(UpstreamHandlers, ContinuityHandlers):
             )
             out += self.close(act.WS_1008_POLICY_VIOLATION, "idle_timeout")
         return out
-
-    def new_internal_event_id(self) -> str:
-        return new_event_id(INTERNAL_EVENT_PREFIX)

@@ -69,7 +69,6 @@ class SessionRunner:
         self.client: ClientChannel | None = None
         self.upstream_out: asyncio.Queue[Any] = asyncio.Queue(maxsize=upstream_queue_frames)
         self.usage_tokens = 0
-        self.ended = asyncio.Event()
         self._replace: ReplaceUpstream | None = None
         self._unsent_head: str | None = None
         self._client_counts: dict[str, int] = {}
@@ -114,7 +113,6 @@ class SessionRunner:
                 assert isinstance(action, Log)
                 self.log.info(action.event, **action.fields)
         if self.core.state is SessionState.CLOSED:
-            self.ended.set()
             self._replace_requested.set()
 
     def _queue_upstream(self, frame: str) -> None:
@@ -167,7 +165,6 @@ class SessionRunner:
                 await asyncio.sleep(request.delay_s)
         finally:
             timer.cancel()
-            self.ended.set()
             if self.client is not None:
                 self.client.close(act.WS_1011_INTERNAL_ERROR, "session ended")
             self._flush_metrics()
