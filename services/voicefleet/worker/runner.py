@@ -299,13 +299,15 @@ class SessionRunner:
 
     def _client_frame(self, text: str) -> None:
         self.execute(self.core.client_text(text, time.monotonic()))
-        counts = self._client_counts
-        kind = self.core.last_client_type
-        counts[kind] = counts.get(kind, 0) + 1
+        self._count_client()
 
     def _client_binary(self) -> None:
         self.execute(self.core.client_binary(time.monotonic()))
-        self.metrics.count_event("client", self.core.last_client_type)
+        self._count_client()
+
+    def _count_client(self) -> None:
+        counts, kind = self._client_counts, self.core.last_client_type
+        counts[kind] = counts.get(kind, 0) + 1
 
     # ---- time, tools and checkpoints ----------------------------------------------------------------------
     async def _timer(self) -> None:
